@@ -1,0 +1,92 @@
+//! DataLoaders: children of a page are fetched in one query per kind, so a
+//! page of conversations costs a constant number of queries. They skip
+//! permission checks: only resolvers of already-checked parents use them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use entity::{channel, contact, conversation_tag, department, tag, user};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+
+pub type LoadError = Arc<DbErr>;
+
+/// Rows by primary key, for any entity whose key is `id: i64`.
+pub struct ById<E> {
+    db: DatabaseConnection,
+    _entity: std::marker::PhantomData<fn() -> E>,
+}
+
+macro_rules! by_id_loader {
+    ($module:ident) => {
+        impl Loader<i64> for ById<$module::Entity> {
+            type Value = $module::Model;
+            type Error = LoadError;
+
+            async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+                Ok($module::Entity::find()
+                    .filter($module::Column::Id.is_in(keys.to_vec()))
+                    .all(&self.db)
+                    .await?
+                    .into_iter()
+                    .map(|row| (row.id, row))
+                    .collect())
+            }
+        }
+    };
+}
+
+by_id_loader!(contact);
+by_id_loader!(user);
+by_id_loader!(department);
+by_id_loader!(channel);
+
+/// Tags of each conversation.
+pub struct ConversationTags {
+    db: DatabaseConnection,
+}
+
+impl Loader<i64> for ConversationTags {
+    type Value = Vec<tag::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let rows = conversation_tag::Entity::find()
+            .filter(conversation_tag::Column::ConversationId.is_in(keys.to_vec()))
+            .find_also_related(tag::Entity)
+            .all(&self.db)
+            .await?;
+        let mut out: HashMap<i64, Self::Value> = HashMap::new();
+        for (link, tag) in rows {
+            out.entry(link.conversation_id).or_default().extend(tag);
+        }
+        Ok(out)
+    }
+}
+
+/// Every loader, built once per schema and shared (they batch, they do not cache).
+pub struct Loaders {
+    pub contacts: DataLoader<ById<contact::Entity>>,
+    pub users: DataLoader<ById<user::Entity>>,
+    pub departments: DataLoader<ById<department::Entity>>,
+    pub channels: DataLoader<ById<channel::Entity>>,
+    pub conversation_tags: DataLoader<ConversationTags>,
+}
+
+impl Loaders {
+    pub fn new(db: &DatabaseConnection) -> Self {
+        fn by_id<E>(db: &DatabaseConnection) -> ById<E> {
+            ById {
+                db: db.clone(),
+                _entity: std::marker::PhantomData,
+            }
+        }
+        Self {
+            contacts: DataLoader::new(by_id(db), tokio::spawn),
+            users: DataLoader::new(by_id(db), tokio::spawn),
+            departments: DataLoader::new(by_id(db), tokio::spawn),
+            channels: DataLoader::new(by_id(db), tokio::spawn),
+            conversation_tags: DataLoader::new(ConversationTags { db: db.clone() }, tokio::spawn),
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! The WhatsApp Cloud API wire formats.
+
+pub mod payload;
+pub mod signature;

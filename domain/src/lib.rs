@@ -1,0 +1,66 @@
+//! The business of the helpdesk: rules and services, free of HTTP and GraphQL.
+//! Every service is a method on [`Domain`] taking the acting [`Actor`].
+
+pub mod actor;
+pub mod audit;
+pub mod auth;
+pub mod channels;
+pub mod clock;
+pub mod contacts;
+pub mod conversations;
+pub mod departments;
+pub mod error;
+pub mod events;
+pub mod lock;
+pub mod notes;
+pub mod pagination;
+pub mod permissions;
+pub mod staff;
+pub mod tags;
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use sea_orm::DatabaseConnection;
+
+pub use actor::Actor;
+pub use auth::AuthConfig;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{DomainError, Result};
+pub use events::{Event, EventPayload, EventPublisher};
+pub use permissions::Capability;
+
+/// Settings the rules depend on; every one has a default in the api's config.
+#[derive(Debug, Clone)]
+pub struct DomainConfig {
+    pub auth: AuthConfig,
+    /// How long `openConversation` holds the lock (5–15 min, default 7).
+    pub lock_ttl: Duration,
+    /// Idle time after which a lock goes back to the pool (default 3 min).
+    pub lock_idle: Duration,
+}
+
+/// The services, sharing one database, clock and event publisher.
+#[derive(Clone)]
+pub struct Domain {
+    pub db: DatabaseConnection,
+    pub clock: Arc<dyn Clock>,
+    pub events: Arc<dyn EventPublisher>,
+    pub config: Arc<DomainConfig>,
+}
+
+impl Domain {
+    pub fn new(
+        db: DatabaseConnection,
+        clock: Arc<dyn Clock>,
+        events: Arc<dyn EventPublisher>,
+        config: DomainConfig,
+    ) -> Self {
+        Self {
+            db,
+            clock,
+            events,
+            config: Arc::new(config),
+        }
+    }
+}

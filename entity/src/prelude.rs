@@ -1,0 +1,32 @@
+//! Every entity under its model name, like sea-orm-cli's generated prelude.
+
+pub use super::api_token::Entity as ApiToken;
+pub use super::assignment::Entity as Assignment;
+pub use super::audit_log::Entity as AuditLog;
+pub use super::auto_reply_rule::Entity as AutoReplyRule;
+pub use super::automation_variable::Entity as AutomationVariable;
+pub use super::billing_ledger::Entity as BillingLedger;
+pub use super::business_hours::Entity as BusinessHours;
+pub use super::canned_response::Entity as CannedResponse;
+pub use super::channel::Entity as Channel;
+pub use super::contact::Entity as Contact;
+pub use super::contact_tag::Entity as ContactTag;
+pub use super::conversation::Entity as Conversation;
+pub use super::conversation_tag::Entity as ConversationTag;
+pub use super::department::Entity as Department;
+pub use super::department_member::Entity as DepartmentMember;
+pub use super::holiday::Entity as Holiday;
+pub use super::lead_flow::Entity as LeadFlow;
+pub use super::lead_flow_run::Entity as LeadFlowRun;
+pub use super::message::Entity as Message;
+pub use super::note::Entity as Note;
+pub use super::outbox::Entity as Outbox;
+pub use super::presence_interval::Entity as PresenceInterval;
+pub use super::sla_event::Entity as SlaEvent;
+pub use super::sla_policy::Entity as SlaPolicy;
+pub use super::survey::Entity as Survey;
+pub use super::tag::Entity as Tag;
+pub use super::user::Entity as User;
+pub use super::webhook_delivery::Entity as WebhookDelivery;
+pub use super::webhook_inbox::Entity as WebhookInbox;
+pub use super::webhook_subscription::Entity as WebhookSubscription;

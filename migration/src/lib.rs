@@ -1,0 +1,26 @@
+//! Database migrations of the helpdesk (portable: SQLite and PostgreSQL).
+
+pub use sea_orm_migration::prelude::*;
+
+pub mod m20261125_000001_create_staff;
+pub mod m20261125_000002_create_contacts;
+pub mod m20261125_000003_create_sla;
+pub mod m20261125_000004_create_conversations;
+pub mod m20261125_000005_create_automation;
+pub mod m20261125_000006_create_operations;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261125_000001_create_staff::Migration),
+            Box::new(m20261125_000002_create_contacts::Migration),
+            Box::new(m20261125_000003_create_sla::Migration),
+            Box::new(m20261125_000004_create_conversations::Migration),
+            Box::new(m20261125_000005_create_automation::Migration),
+            Box::new(m20261125_000006_create_operations::Migration),
+        ]
+    }
+}
