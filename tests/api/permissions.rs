@@ -1,0 +1,158 @@
+//! The role matrix: every role against every operation, allowed or FORBIDDEN.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app};
+
+struct Fixture {
+    tokens: Vec<(&'static str, String)>,
+    agent_id: i64,
+    mine: i64,
+    other: i64,
+    contact_of_mine: i64,
+    department: i64,
+}
+
+async fn fixture(app: &TestApp) -> Fixture {
+    let (_, editor) = app.staff("Eddie", "EDITOR").await;
+    let (agent_id, agent) = app.staff("Agnes", "AGENT").await;
+    let (_, analyst) = app.staff("Ana", "ANALYST").await;
+    let channel = app.seed_channel().await;
+    let mine = app.seed_conversation(channel, Some(agent_id)).await;
+    let other = app.seed_conversation(channel, None).await;
+    let contact_of_mine = app
+        .gql(
+            &app.admin_token,
+            "query($id:ID!){ conversation(id:$id){ contact { id } } }",
+            json!({"id": mine.to_string()}),
+        )
+        .await
+        .data()["conversation"]["contact"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let department = app
+        .gql(
+            &app.admin_token,
+            "mutation { createDepartment(input:{name:\"Returns\"}) { id } }",
+            json!({}),
+        )
+        .await
+        .data()["createDepartment"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    Fixture {
+        tokens: vec![
+            ("ADMIN", app.admin_token.clone()),
+            ("EDITOR", editor),
+            ("AGENT", agent),
+            ("ANALYST", analyst),
+        ],
+        agent_id,
+        mine,
+        other,
+        contact_of_mine,
+        department,
+    }
+}
+
+/// (operation, query, variables, roles allowed). Mutations that would change
+/// shared fixtures use throw-away names so that every role can try them.
+fn operations(
+    f: &Fixture,
+    role: &str,
+) -> Vec<(&'static str, String, Value, &'static [&'static str])> {
+    const ALL: &[&str] = &["ADMIN", "EDITOR", "AGENT", "ANALYST"];
+    const STAFF: &[&str] = &["ADMIN", "EDITOR", "AGENT"];
+    const MANAGERS: &[&str] = &["ADMIN", "EDITOR"];
+    const ADMIN: &[&str] = &["ADMIN"];
+    let mine = f.mine.to_string();
+    let other = f.other.to_string();
+    vec![
+        ("me", "{ me { id } }".into(), json!({}), ALL),
+        ("departments", "{ departments { id } }".into(), json!({}), ALL),
+        ("tags", "{ tags { id } }".into(), json!({}), ALL),
+        ("channels", "{ channels { id } }".into(), json!({}), ALL),
+        ("staff", "{ staff { id } }".into(), json!({}), STAFF),
+        ("conversations", "{ conversations { edges { node { id } } } }".into(), json!({}), STAFF),
+        ("conversation (own)", "query($id:ID!){ conversation(id:$id){ id } }".into(), json!({"id": mine}), STAFF),
+        ("conversation (other)", "query($id:ID!){ conversation(id:$id){ id } }".into(), json!({"id": other}), MANAGERS),
+        ("messages (other)", "query($id:ID!){ messages(conversationId:$id){ edges { cursor } } }".into(), json!({"id": other}), MANAGERS),
+        ("contacts", "{ contacts { edges { node { id } } } }".into(), json!({}), MANAGERS),
+        ("contact (served)", "query($id:ID!){ contact(id:$id){ id } }".into(), json!({"id": f.contact_of_mine.to_string()}), STAFF),
+        ("updateContact (served)", "mutation($id:ID!){ updateContact(id:$id, input:{fields:{size:\"M\"}}){ id } }".into(), json!({"id": f.contact_of_mine.to_string()}), STAFF),
+        ("auditLog", "{ auditLog { edges { node { id } } } }".into(), json!({}), MANAGERS),
+        ("apiTokens", "{ apiTokens { id } }".into(), json!({}), ADMIN),
+        ("addNote (own)", "mutation($id:ID!){ addNote(conversationId:$id, body:\"10:42 | return | label sent\"){ id } }".into(), json!({"id": mine}), STAFF),
+        ("addNote (other)", "mutation($id:ID!){ addNote(conversationId:$id, body:\"x\"){ id } }".into(), json!({"id": other}), MANAGERS),
+        ("openConversation (other)", "mutation($id:ID!){ openConversation(id:$id){ id } }".into(), json!({"id": other}), MANAGERS),
+        ("releaseLock (other)", "mutation($id:ID!){ releaseLock(id:$id){ id } }".into(), json!({"id": other}), MANAGERS),
+        ("createTag", format!("mutation {{ createTag(name:\"t-{role}\") {{ id }} }}"), json!({}), MANAGERS),
+        ("createDepartment", format!("mutation {{ createDepartment(input:{{name:\"D-{role}\"}}) {{ id }} }}"), json!({}), ADMIN),
+        ("updateDepartment", "mutation($id:ID!){ updateDepartment(id:$id, input:{keywords:[\"retour\"]}){ id } }".into(), json!({"id": f.department.to_string()}), ADMIN),
+        ("createChannel", format!("mutation {{ createChannel(input:{{name:\"C\", phoneNumberId:\"99{}\"}}) {{ id }} }}", role.len()), json!({}), ADMIN),
+        ("createStaff", format!("mutation {{ createStaff(input:{{email:\"new-{role}@test.example\", name:\"N\", password:\"long-password\", role:AGENT}}) {{ id }} }}"), json!({}), ADMIN),
+        ("updateStaff", "mutation($id:ID!){ updateStaff(id:$id, input:{maxConcurrent:3}){ id } }".into(), json!({"id": f.agent_id.to_string()}), ADMIN),
+        ("createApiToken", "mutation { createApiToken(name:\"BI\") { secret } }".into(), json!({}), ADMIN),
+        ("deleteConversation", "mutation($id:ID!){ deleteConversation(id:$id) }".into(), json!({"id": "999999"}), ADMIN),
+    ]
+}
+
+#[tokio::test]
+async fn every_role_is_allowed_or_forbidden_as_the_spec_says() {
+    let app = spawn_app().await;
+    let f = fixture(&app).await;
+    let mut failures = vec![];
+    for (role, token) in &f.tokens {
+        for (name, query, vars, allowed) in operations(&f, role) {
+            let r = app.gql(token, &query, vars).await;
+            let code = r.body["errors"][0]["extensions"]["code"]
+                .as_str()
+                .map(str::to_string);
+            let expect_allowed = allowed.contains(role);
+            let ok = if expect_allowed {
+                // Allowed: anything but a permission error (deleteConversation of a
+                // missing id answers NOT_FOUND after the check passed).
+                !matches!(code.as_deref(), Some("FORBIDDEN" | "UNAUTHENTICATED"))
+            } else {
+                code.as_deref() == Some("FORBIDDEN")
+            };
+            if !ok {
+                failures.push(format!(
+                    "{role} {name}: expected {}, got {}",
+                    if expect_allowed {
+                        "allowed"
+                    } else {
+                        "FORBIDDEN"
+                    },
+                    r.body
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn an_agent_lists_only_its_own_conversations() {
+    let app = spawn_app().await;
+    let f = fixture(&app).await;
+    let agent = &f.tokens[2].1;
+    let r = app
+        .gql(
+            agent,
+            "{ conversations { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    let ids: Vec<&str> = r.data()["conversations"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![f.mine.to_string()]);
+}
