@@ -91,11 +91,11 @@ impl Loaders {
             }
         }
         Self {
-            contacts: DataLoader::new(by_id(db), tokio::spawn),
-            users: DataLoader::new(by_id(db), tokio::spawn),
-            departments: DataLoader::new(by_id(db), tokio::spawn),
-            channels: DataLoader::new(by_id(db), tokio::spawn),
-            conversation_tags: DataLoader::new(ConversationTags { db: db.clone() }, tokio::spawn),
+            contacts: loader(by_id(db)),
+            users: loader(by_id(db)),
+            departments: loader(by_id(db)),
+            channels: loader(by_id(db)),
+            conversation_tags: loader(ConversationTags { db: db.clone() }),
         }
     }
 }

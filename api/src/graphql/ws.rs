@@ -85,28 +85,21 @@ pub async fn handle(
     actix_web::rt::spawn(async move {
         let mut stream = stream;
         while let Some(Ok(msg)) = stream.next().await {
-            match msg {
-                Message::Text(text) => {
-                    if client_tx.send(text.to_string()).await.is_err() {
-                        break;
-                    }
-                }
+            let delivered = match msg {
+                Message::Text(text) => client_tx.send(text.to_string()).await.is_ok(),
                 Message::Binary(bytes) => {
                     let text = String::from_utf8_lossy(&bytes).into_owned();
-                    if client_tx.send(text).await.is_err() {
-                        break;
-                    }
+                    client_tx.send(text).await.is_ok()
                 }
-                Message::Ping(bytes) => {
-                    if reader_session.pong(&bytes).await.is_err() {
-                        break;
-                    }
-                }
+                Message::Ping(bytes) => reader_session.pong(&bytes).await.is_ok(),
                 Message::Close(reason) => {
                     let _ = reader_session.close(reason).await;
                     return;
                 }
-                _ => {}
+                _ => true,
+            };
+            if !delivered {
+                break;
             }
         }
     });
