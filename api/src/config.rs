@@ -17,6 +17,9 @@ pub struct Config {
     pub database_url: String,
     /// Redis for cross-instance event fan-out; in-process bus when unset.
     pub redis_url: Option<String>,
+    /// The Redis pub/sub channel events travel on; instances that should see
+    /// each other's events share it (separate deployments on one Redis don't).
+    pub redis_channel: String,
     /// Identifies this process in events and logs; random when unset.
     pub instance_id: Option<String>,
     /// HS256 secret for access and refresh tokens. When unset a random one is
@@ -41,6 +44,35 @@ pub struct Config {
     pub graphql_max_complexity: usize,
     /// Database connection pool size (PostgreSQL).
     pub db_max_connections: u32,
+    /// Token Meta echoes in the webhook verification handshake.
+    pub webhook_verify_token: Option<String>,
+    /// The Meta app secret deliveries are signed with (channels may add their
+    /// own); when none is configured, signatures are not checked.
+    pub whatsapp_app_secret: Option<String>,
+    /// Graph API base URL; tests and staging point it at a local stand-in.
+    pub graph_base_url: String,
+    /// Graph API version in the request path.
+    pub graph_api_version: String,
+    /// Sends per second per business number (Meta: 80 by default, 1,000 after
+    /// its upgrade, 20 when shared with the Business app). Per instance.
+    pub outbox_rate_per_second: u32,
+    /// Run the outbox worker in this process (tests drive the outbox by hand).
+    pub outbox_worker: bool,
+    /// The customer-service window: free-form messages only this long after
+    /// the customer's last message (Meta: 24 h).
+    pub service_window_hours: i64,
+    /// Messages sent later than this after the customer's last message carry
+    /// the window surcharge in the billing ledger.
+    pub billing_window_hours: i64,
+    /// Free messages per channel per calendar month (UTC).
+    pub free_messages_per_month: i64,
+    /// Price of a billable message per channel region, in micro-USD
+    /// (`[prices]` in TOML: europe, americas, south_east_asia, other).
+    pub prices: domain::billing::Prices,
+    /// Surcharge per message beyond the billing window, in micro-USD.
+    pub window_surcharge_micros: i64,
+    /// Messages per minute to a new customer (first contact within 24 h).
+    pub new_customer_messages_per_minute: u64,
 }
 
 impl Default for Config {
@@ -49,6 +81,7 @@ impl Default for Config {
             bind: "127.0.0.1:8080".into(),
             database_url: "sqlite://helpdesk.db?mode=rwc".into(),
             redis_url: None,
+            redis_channel: "helpdesk:events".into(),
             instance_id: None,
             jwt_secret: None,
             jwt_issuer: "helpdesk".into(),
@@ -64,6 +97,18 @@ impl Default for Config {
             graphql_max_depth: 12,
             graphql_max_complexity: 2_000,
             db_max_connections: 20,
+            webhook_verify_token: None,
+            whatsapp_app_secret: None,
+            graph_base_url: "https://graph.facebook.com".into(),
+            graph_api_version: "v21.0".into(),
+            outbox_rate_per_second: 80,
+            outbox_worker: true,
+            service_window_hours: 24,
+            billing_window_hours: 48,
+            free_messages_per_month: 1000,
+            prices: domain::billing::Prices::default(),
+            window_surcharge_micros: 10_000,
+            new_customer_messages_per_minute: 5,
         }
     }
 }
@@ -75,10 +120,12 @@ impl std::fmt::Debug for Config {
             .field("bind", &self.bind)
             .field("database_url", &redact_url(&self.database_url))
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("redis_channel", &self.redis_channel)
             .field("instance_id", &self.instance_id)
             .field("jwt_secret", &redacted(&self.jwt_secret))
             .field("admin_email", &self.admin_email)
             .field("admin_password", &redacted(&self.admin_password))
+            .field("whatsapp_app_secret", &redacted(&self.whatsapp_app_secret))
             .field("lock_ttl_secs", &self.lock_ttl_secs)
             .field("lock_idle_secs", &self.lock_idle_secs)
             .field("log_format", &self.log_format)
@@ -151,6 +198,40 @@ impl Config {
         }
         if self.jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
             return invalid("jwt_secret", "must be at least 32 characters");
+        }
+        let url = self.graph_base_url.trim_end_matches('/');
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return invalid("graph_base_url", "must be an http(s) URL");
+        }
+        if !self.graph_api_version.starts_with('v') || self.graph_api_version.contains('/') {
+            return invalid("graph_api_version", "must look like v21.0");
+        }
+        if !(1..=10_000).contains(&self.outbox_rate_per_second) {
+            return invalid("outbox_rate_per_second", "must be between 1 and 10000");
+        }
+        if !(1..=24 * 7).contains(&self.service_window_hours) {
+            return invalid("service_window_hours", "must be between 1 and 168");
+        }
+        if !(1..=24 * 31).contains(&self.billing_window_hours) {
+            return invalid("billing_window_hours", "must be between 1 and 744");
+        }
+        let p = &self.prices;
+        let money = [
+            p.europe,
+            p.americas,
+            p.south_east_asia,
+            p.other,
+            self.window_surcharge_micros,
+            self.free_messages_per_month,
+        ];
+        if money.iter().any(|v| *v < 0) {
+            return invalid(
+                "prices",
+                "prices, surcharge and free messages must not be negative",
+            );
+        }
+        if self.new_customer_messages_per_minute == 0 {
+            return invalid("new_customer_messages_per_minute", "must be at least 1");
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return invalid("log_format", "must be text or json");

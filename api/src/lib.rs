@@ -9,6 +9,7 @@ pub mod graphql;
 pub mod health;
 pub mod startup;
 pub mod telemetry;
+pub mod webhook;
 pub mod whatsapp;
 pub mod workers;
 

@@ -9,13 +9,16 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 use chrono::Duration as ChronoDuration;
 use domain::auth::{AuthConfig, generate_secret};
-use domain::{Clock, Domain, DomainConfig, SystemClock};
+use domain::ingest::IngestBatcher;
+use domain::{Clock, Domain, DomainConfig, MessagingConfig, SystemClock};
 use migration::{Migrator, MigratorTrait};
 
 use crate::config::Config;
 use crate::db::{self, QueryCounter};
-use crate::events::InProcessBus;
+use crate::events::EventBus;
 use crate::graphql::{self, HelpdeskSchema, Limits};
+use crate::webhook::{self, Webhook};
+use crate::whatsapp::client::CloudApiClient;
 use crate::{health, workers};
 
 pub struct Application {
@@ -23,6 +26,7 @@ pub struct Application {
     server: Server,
     domain: Domain,
     queries: QueryCounter,
+    events: EventBus,
     stop_workers: tokio::sync::watch::Sender<bool>,
 }
 
@@ -43,6 +47,15 @@ pub fn domain_config(config: &Config) -> DomainConfig {
         },
         lock_ttl: ChronoDuration::seconds(config.lock_ttl_secs),
         lock_idle: ChronoDuration::seconds(config.lock_idle_secs),
+        messaging: MessagingConfig {
+            service_window: ChronoDuration::hours(config.service_window_hours),
+            billing_window: ChronoDuration::hours(config.billing_window_hours),
+            free_messages_per_month: config.free_messages_per_month,
+            prices: config.prices.clone(),
+            window_surcharge_micros: config.window_surcharge_micros,
+            outbox_rate_per_second: config.outbox_rate_per_second,
+            new_customer_messages_per_minute: config.new_customer_messages_per_minute,
+        },
     }
 }
 
@@ -54,8 +67,9 @@ pub async fn open_domain(
 ) -> anyhow::Result<(Domain, QueryCounter)> {
     let (db, queries) = db::connect(&config.database_url, config.db_max_connections).await?;
     Migrator::up(&db, None).await?;
+    let sender = CloudApiClient::new(&config.graph_base_url, &config.graph_api_version)?;
     Ok((
-        Domain::new(db, clock, events, domain_config(config)),
+        Domain::new(db, clock, events, domain_config(config)).with_sender(Arc::new(sender)),
         queries,
     ))
 }
@@ -70,8 +84,15 @@ impl Application {
             .instance_id
             .clone()
             .unwrap_or_else(|| format!("hd-{}", &generate_secret(4)));
-        let bus = InProcessBus::new(&instance_id);
-        let (domain, queries) = open_domain(&config, clock, Arc::new(bus.clone())).await?;
+        let (stop_workers, stopped) = tokio::sync::watch::channel(false);
+        // In-process, or Redis when REDIS_URL is set (connects in the background).
+        let events = EventBus::start(
+            &instance_id,
+            config.redis_url.as_deref(),
+            &config.redis_channel,
+            stopped.clone(),
+        )?;
+        let (domain, queries) = open_domain(&config, clock, Arc::new(events.clone())).await?;
 
         if let Some(password) = domain
             .ensure_initial_admin(&config.admin_email, config.admin_password.as_deref())
@@ -86,7 +107,7 @@ impl Application {
 
         let schema = graphql::build_schema(
             domain.clone(),
-            bus,
+            events.local().clone(),
             Limits {
                 max_depth: config.graphql_max_depth,
                 max_complexity: config.graphql_max_complexity,
@@ -94,15 +115,30 @@ impl Application {
         );
         let listener = TcpListener::bind(&config.bind)?;
         let port = listener.local_addr()?.port();
-        let server = serve(listener, schema, domain.clone(), config.max_body_bytes)?;
-        let (stop_workers, stopped) = tokio::sync::watch::channel(false);
-        workers::spawn_all(domain.clone(), stopped);
+        let webhook = Webhook::new(
+            config.webhook_verify_token.clone(),
+            config.whatsapp_app_secret.clone(),
+            IngestBatcher::start(domain.clone()),
+        );
+        let server = serve(
+            listener,
+            schema,
+            domain.clone(),
+            webhook,
+            events.clone(),
+            config.max_body_bytes,
+        )?;
+        if config.outbox_worker {
+            workers::spawn_outbox(domain.clone(), stopped.clone());
+        }
+        workers::spawn_all(domain.clone(), events.local().clone(), stopped);
         tracing::info!(port, instance = %instance_id, "helpdesk listening");
         Ok(Self {
             port,
             server,
             domain,
             queries,
+            events,
             stop_workers,
         })
     }
@@ -119,6 +155,11 @@ impl Application {
         self.queries.clone()
     }
 
+    /// The event bus, for its counters.
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
     /// Serves until SIGINT/SIGTERM (actix stops accepting and finishes
     /// in-flight requests), then stops the workers.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
@@ -132,17 +173,25 @@ fn serve(
     listener: TcpListener,
     schema: HelpdeskSchema,
     domain: Domain,
+    webhook: Webhook,
+    events: EventBus,
     max_body_bytes: usize,
 ) -> std::io::Result<Server> {
     let schema = web::Data::new(schema);
     let domain = web::Data::new(domain);
+    let webhook = web::Data::new(webhook);
+    let events = web::Data::new(events);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(schema.clone())
             .app_data(domain.clone())
+            .app_data(webhook.clone())
+            .app_data(events.clone())
             .app_data(web::PayloadConfig::new(max_body_bytes))
             .route("/graphql", web::post().to(graphql::http::post))
             .route("/graphql", web::get().to(graphql::http::get))
+            .route("/webhooks/whatsapp", web::get().to(webhook::verify))
+            .route("/webhooks/whatsapp", web::post().to(webhook::receive))
             .route("/healthz", web::get().to(health::healthz))
             .route("/readyz", web::get().to(health::readyz))
     })

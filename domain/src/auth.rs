@@ -195,6 +195,18 @@ impl Domain {
     /// Turns a bearer credential (access JWT or API token) into an actor.
     /// The user row is read so that a deactivated user or a changed role takes effect at once.
     pub async fn authenticate(&self, bearer: &str) -> Result<Actor> {
+        self.authenticate_session(bearer)
+            .await
+            .map(|(actor, _)| actor)
+    }
+
+    /// Like [`Domain::authenticate`], and also when the credential stops being
+    /// valid by this domain's clock (`None`: an API token without expiry), so
+    /// that long-lived connections can end when it does.
+    pub async fn authenticate_session(
+        &self,
+        bearer: &str,
+    ) -> Result<(Actor, Option<DateTime<Utc>>)> {
         if let Some(_rest) = bearer.strip_prefix(API_TOKEN_PREFIX) {
             let now = self.clock.now();
             let token = api_token::Entity::find()
@@ -207,17 +219,22 @@ impl Domain {
                 return Err(DomainError::Unauthenticated);
             }
             let actor = Actor::api_token(token.id, token.role);
+            let expires_at = token.expires_at;
             let mut active: api_token::ActiveModel = token.into();
             active.last_used_at = Set(Some(now));
             active.update(&self.db).await?;
-            return Ok(actor);
+            return Ok((actor, expires_at));
         }
         let claims = self.decode_jwt(bearer)?;
         if claims.kind != TokenKind::Access {
             return Err(DomainError::Unauthenticated);
         }
         let user = self.active_user_for(&claims).await?;
-        Ok(Actor::user(user.id, user.role))
+        // Any authenticated request is presence activity (see `presence`).
+        self.record_activity(&user).await;
+        // `decode_jwt` refuses a token once `exp <= now` (seconds): the same instant.
+        let expires_at = DateTime::from_timestamp(claims.exp, 0);
+        Ok((Actor::user(user.id, user.role), expires_at))
     }
 }
 

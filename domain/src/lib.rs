@@ -2,21 +2,30 @@
 //! Every service is a method on [`Domain`] taking the acting [`Actor`].
 
 pub mod actor;
+pub mod assignment;
 pub mod audit;
 pub mod auth;
+pub mod billing;
+pub mod canned_responses;
 pub mod channels;
 pub mod clock;
+pub mod consent;
 pub mod contacts;
 pub mod conversations;
 pub mod departments;
 pub mod error;
 pub mod events;
+pub mod ingest;
 pub mod lock;
 pub mod notes;
+pub mod outbound;
 pub mod pagination;
 pub mod permissions;
+pub mod presence;
+pub mod routing;
 pub mod staff;
 pub mod tags;
+pub mod window;
 
 use std::sync::Arc;
 
@@ -28,6 +37,7 @@ pub use auth::AuthConfig;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{DomainError, Result};
 pub use events::{Event, EventPayload, EventPublisher};
+pub use outbound::{MessageSender, MessagingConfig};
 pub use permissions::Capability;
 
 /// Settings the rules depend on; every one has a default in the api's config.
@@ -38,6 +48,8 @@ pub struct DomainConfig {
     pub lock_ttl: Duration,
     /// Idle time after which a lock goes back to the pool (default 3 min).
     pub lock_idle: Duration,
+    /// Windows, billing, sending limits.
+    pub messaging: MessagingConfig,
 }
 
 /// The services, sharing one database, clock and event publisher.
@@ -47,6 +59,10 @@ pub struct Domain {
     pub clock: Arc<dyn Clock>,
     pub events: Arc<dyn EventPublisher>,
     pub config: Arc<DomainConfig>,
+    /// Sends outbox messages to WhatsApp (see [`Domain::with_sender`]).
+    pub sender: Arc<dyn MessageSender>,
+    /// The outbox's throttle buckets and wake-up signal.
+    pub outbox: Arc<outbound::OutboxRuntime>,
 }
 
 impl Domain {
@@ -61,6 +77,8 @@ impl Domain {
             clock,
             events,
             config: Arc::new(config),
+            sender: Arc::new(outbound::NoSender),
+            outbox: Arc::new(outbound::OutboxRuntime::default()),
         }
     }
 }

@@ -197,6 +197,37 @@ impl Domain {
         }
     }
 
+    /// The holder is typing: counts as lock activity (the idle clock restarts;
+    /// the expiry stays). Someone else's live lock answers `CONFLICT` with the
+    /// holder; no lock at all asks to open the conversation first.
+    pub async fn typing(&self, actor: &Actor, id: i64) -> Result<conversation::Model> {
+        let c = self.conversation_for_action(actor, id).await?;
+        let user_id = actor
+            .user_id()
+            .ok_or_else(|| DomainError::forbidden("only staff users type replies"))?;
+        let now = self.clock.now();
+        let touched = conversation::Entity::update_many()
+            .col_expr(conversation::Column::LockLastActivityAt, Expr::value(now))
+            .filter(conversation::Column::Id.eq(id))
+            .filter(conversation::Column::LockHolderId.eq(user_id))
+            .filter(conversation::Column::LockExpiresAt.gt(now))
+            .filter(conversation::Column::LockLastActivityAt.gt(now - self.config.lock_idle))
+            .exec(&self.db)
+            .await?;
+        if touched.rows_affected == 0 {
+            return match live_holder(&c, now, self.config.lock_idle) {
+                Some(holder) if holder != user_id => Err(self.lock_held_error(id, now).await),
+                _ => Err(DomainError::Conflict(
+                    "you do not hold the lock on this conversation: open it first".into(),
+                )),
+            };
+        }
+        Ok(conversation::Model {
+            lock_last_activity_at: Some(now),
+            ..c
+        })
+    }
+
     /// A reply, note or tag by the holder keeps the lock alive.
     pub async fn touch_lock_activity(
         &self,
@@ -218,7 +249,7 @@ impl Domain {
         Ok(())
     }
 
-    async fn lock_held_error(&self, id: i64, now: DateTime<Utc>) -> DomainError {
+    pub(crate) async fn lock_held_error(&self, id: i64, now: DateTime<Utc>) -> DomainError {
         let current = match conversation::Entity::find_by_id(id).one(&self.db).await {
             Ok(Some(c)) => c,
             Ok(None) => return DomainError::not_found("conversation", id),
@@ -241,7 +272,7 @@ impl Domain {
         }
     }
 
-    fn emit_lock(&self, c: &conversation::Model) {
+    pub(crate) fn emit_lock(&self, c: &conversation::Model) {
         self.emit(EventPayload::LockChanged {
             scope: Scope::from(c),
             holder_id: c.lock_holder_id,
@@ -250,7 +281,7 @@ impl Domain {
     }
 }
 
-async fn clear_lock(db: &impl ConnectionTrait, which: Condition) -> Result<()> {
+pub(crate) async fn clear_lock(db: &impl ConnectionTrait, which: Condition) -> Result<()> {
     let none: Option<i64> = None;
     let never: Option<DateTime<Utc>> = None;
     conversation::Entity::update_many()

@@ -27,6 +27,8 @@ pub enum Capability {
     ReadMetrics,
     /// Departments and tags as reference data.
     ReadReference,
+    /// Have a presence (online / away / offline) and send heartbeats.
+    ReportPresence,
 }
 
 pub fn allows(role: Role, cap: Capability) -> bool {
@@ -34,7 +36,10 @@ pub fn allows(role: Role, cap: Capability) -> bool {
     match role {
         Role::Admin => true,
         Role::Editor => !matches!(cap, DeleteHistory | Configure | ManageStaff),
-        Role::Agent => matches!(cap, HandleConversations | ReadReference | ListStaff),
+        Role::Agent => matches!(
+            cap,
+            HandleConversations | ReadReference | ListStaff | ReportPresence
+        ),
         Role::Analyst => matches!(cap, ReadMetrics | ReadReference),
     }
 }
@@ -73,6 +78,7 @@ fn describe(cap: Capability) -> &'static str {
         Capability::ReadAudit => "read the audit log",
         Capability::ReadMetrics => "read metrics",
         Capability::ReadReference => "read reference data",
+        Capability::ReportPresence => "report presence",
     }
 }
 

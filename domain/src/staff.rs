@@ -206,6 +206,20 @@ impl Domain {
         )
         .await?;
         txn.commit().await?;
+        // Departments, skills, capacity or status changed: routing may now
+        // place queued conversations with this agent.
+        let routing_relevant = input.department_ids.is_some()
+            || before.skills != after.skills
+            || before.max_concurrent != after.max_concurrent
+            || before.is_active != after.is_active
+            || before.role != after.role;
+        if routing_relevant {
+            self.emit(crate::events::EventPayload::AgentPresenceChanged {
+                user_id: id,
+                presence: after.presence,
+                department_ids: self.department_ids_of(id).await.unwrap_or_default(),
+            });
+        }
         Ok(after)
     }
 

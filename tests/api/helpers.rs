@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use api::db::QueryCounter;
+use api::events::EventBus;
 use api::{Application, Config};
 use chrono::{DateTime, Utc};
 use domain::{Domain, ManualClock};
@@ -24,6 +25,9 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub queries: QueryCounter,
     pub admin_token: String,
+    pub database_url: String,
+    /// The instance's event bus, for its counters.
+    pub events: EventBus,
     pg_database: Option<(String, String)>,
 }
 
@@ -49,28 +53,56 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pg = test_database().await;
-    let mut config = Config {
-        bind: "127.0.0.1:0".into(),
-        database_url: pg
-            .as_ref()
+    let mut config = base_config(
+        pg.as_ref()
             .map(|(url, _)| url.clone())
             .unwrap_or_else(|| "sqlite::memory:".into()),
+    );
+    adjust(&mut config);
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let server = std::env::var("TEST_DATABASE_URL").unwrap_or_default();
+    start(config, clock, pg.map(|(_, name)| (server, name))).await
+}
+
+/// Another server on `of`'s database and clock (with no database of its own
+/// to drop): two `Application`s in one process count as two instances.
+/// `of` must not use `sqlite::memory:` (one database per connection).
+pub async fn spawn_instance(of: &TestApp, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = base_config(of.database_url.clone());
+    adjust(&mut config);
+    start(config, of.clock.clone(), None).await
+}
+
+fn base_config(database_url: String) -> Config {
+    Config {
+        bind: "127.0.0.1:0".into(),
+        database_url,
         jwt_secret: Some("a-test-secret-that-is-long-enough-1234".into()),
         admin_email: ADMIN_EMAIL.into(),
         admin_password: Some(ADMIN_PASSWORD.into()),
         db_max_connections: 10,
+        // Tests drive the outbox with `domain.run_outbox_once()` against a
+        // local stand-in (tests/api/cloud_api.rs), never the real Graph API.
+        outbox_worker: false,
+        graph_base_url: "http://127.0.0.1:9".into(),
         ..Config::default()
-    };
-    adjust(&mut config);
-    let clock = Arc::new(ManualClock::new(Utc::now()));
+    }
+}
+
+async fn start(
+    config: Config,
+    clock: Arc<ManualClock>,
+    pg_database: Option<(String, String)>,
+) -> TestApp {
+    let database_url = config.database_url.clone();
     let app = Application::build_with_clock(config, clock.clone())
         .await
         .expect("application builds");
     let port = app.port();
     let domain = app.domain().clone();
     let queries = app.queries();
+    let events = app.events().clone();
     tokio::spawn(app.run_until_stopped());
-    let server = std::env::var("TEST_DATABASE_URL").unwrap_or_default();
     let mut test = TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
@@ -79,7 +111,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         clock,
         queries,
         admin_token: String::new(),
-        pg_database: pg.map(|(_, name)| (server, name)),
+        database_url,
+        events,
+        pg_database,
     };
     test.admin_token = test.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     test

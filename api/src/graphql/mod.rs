@@ -1,5 +1,6 @@
 //! The GraphQL schema: one file per aggregate, merged here.
 
+pub mod assignment;
 pub mod audit;
 pub mod auth;
 pub mod contact;
@@ -8,6 +9,7 @@ pub mod conversation;
 pub mod error;
 pub mod http;
 pub mod loaders;
+pub mod messaging;
 pub mod reference;
 pub mod staff;
 pub mod subscription;
@@ -27,6 +29,8 @@ pub struct QueryRoot(
     contact::ContactQuery,
     reference::ReferenceQuery,
     audit::AuditQuery,
+    assignment::AssignmentQuery,
+    messaging::MessagingQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -36,6 +40,8 @@ pub struct MutationRoot(
     conversation::ConversationMutation,
     contact::ContactMutation,
     reference::ReferenceMutation,
+    assignment::AssignmentMutation,
+    messaging::MessagingMutation,
 );
 
 pub type HelpdeskSchema = Schema<QueryRoot, MutationRoot, subscription::SubscriptionRoot>;

@@ -384,6 +384,29 @@ impl Conversation {
     async fn last_message_at(&self) -> Option<DateTime<Utc>> {
         self.0.last_message_at
     }
+    /// When the customer-service window closes (24 h after the customer's last
+    /// message); after it only templates can be sent. Empty when the customer
+    /// never wrote.
+    async fn window_expires_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        let contact = loaders(ctx).contacts.load_one(self.0.contact_id).await?;
+        let last = domain::window::last_customer_message(&self.0, contact.as_ref());
+        let d = ctx.domain();
+        Ok(domain::window::expires_at(
+            last,
+            d.config.messaging.service_window,
+        ))
+    }
+    /// Whether free-form messages can be sent now.
+    async fn inside_window(&self, ctx: &Context<'_>) -> Result<bool> {
+        let contact = loaders(ctx).contacts.load_one(self.0.contact_id).await?;
+        let last = domain::window::last_customer_message(&self.0, contact.as_ref());
+        let d = ctx.domain();
+        Ok(domain::window::is_inside(
+            last,
+            d.config.messaging.service_window,
+            d.clock.now(),
+        ))
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -448,6 +471,17 @@ impl Message {
     }
     async fn read_at(&self) -> Option<DateTime<Utc>> {
         self.0.read_at
+    }
+    async fn failed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.failed_at
+    }
+    /// The WhatsApp id of the message this one answers.
+    async fn context_wa_message_id(&self) -> Option<&str> {
+        self.0.context_wa_id.as_deref()
+    }
+    /// What sending it cost in the billing ledger, micro-USD (outbound, once sent).
+    async fn cost_micros(&self) -> Option<i64> {
+        self.0.cost_micros
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

@@ -1,4 +1,5 @@
 //! The WhatsApp Cloud API wire formats.
 
+pub mod client;
 pub mod payload;
 pub mod signature;

@@ -1,0 +1,575 @@
+//! Ingest of WhatsApp deliveries: every inbound message is stored exactly
+//! once (keyed by its WhatsApp id), with its contact and an open
+//! conversation found or created in the same transaction; delivery statuses
+//! only move forward.
+//!
+//! Deliveries arriving together are committed together ([`IngestBatcher`]):
+//! one transaction per batch instead of one per request (group commit), and
+//! each caller is answered only once its batch is durable.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use entity::{
+    ConsentState, ConversationStatus, DeliveryStatus, Direction, MessageType, Priority, SenderKind,
+    channel, contact, conversation, message,
+};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    QuerySelect, Set, TransactionTrait,
+};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::events::{EventPayload, QueueChange, Scope};
+use crate::{Domain, DomainError, Result, consent};
+
+/// One POST from the Cloud API, already parsed by the api layer.
+#[derive(Debug, Clone, Default)]
+pub struct InboundDelivery {
+    pub changes: Vec<InboundChange>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InboundChange {
+    /// Meta's id of the business number: selects the channel.
+    pub phone_number_id: String,
+    pub messages: Vec<InboundMessage>,
+    pub statuses: Vec<StatusUpdate>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InboundMessage {
+    pub wa_message_id: String,
+    pub from_wa_id: Option<String>,
+    /// Business-scoped user id, for users known only by username.
+    pub from_user_id: Option<String>,
+    pub profile_name: Option<String>,
+    pub timestamp: DateTime<Utc>,
+    pub message_type: MessageType,
+    pub body: Option<String>,
+    pub media: Option<Value>,
+    pub payload: Value,
+    pub context_wa_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StatusUpdate {
+    /// Our outbound message's WhatsApp id.
+    pub wa_message_id: String,
+    pub status: DeliveryStatus,
+    pub timestamp: DateTime<Utc>,
+    pub error_code: Option<i32>,
+    pub error_title: Option<String>,
+}
+
+/// What one delivery did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    pub messages_stored: usize,
+    pub duplicates: usize,
+    pub statuses_applied: usize,
+    /// Statuses for messages we do not know, or that would move backwards.
+    pub statuses_ignored: usize,
+    /// Changes for a phone number id no channel has (acknowledged, logged).
+    pub unknown_channel_changes: usize,
+    /// Messages with neither a phone number nor a user id (logged).
+    pub unattributable: usize,
+    pub conversations_created: usize,
+}
+
+/// The statuses a message may be in for `next` to apply: status only moves forward.
+fn earlier_statuses(next: DeliveryStatus) -> &'static [DeliveryStatus] {
+    use DeliveryStatus::*;
+    match next {
+        Sent => &[Queued],
+        Delivered => &[Queued, Sent],
+        Read => &[Queued, Sent, Delivered],
+        Failed => &[Queued, Sent, Delivered],
+        Received | Queued => &[],
+    }
+}
+
+/// Work done inside one transaction, published once it commits.
+#[derive(Default)]
+struct Pending {
+    events: Vec<EventPayload>,
+    new_queue_entries: Vec<(Option<i64>, i64)>,
+}
+
+/// How often a batch whose transaction lost a race is retried before each
+/// delivery is tried on its own.
+const BATCH_RETRIES: usize = 3;
+
+impl Domain {
+    /// Ingests one delivery in its own transaction.
+    pub async fn ingest(&self, delivery: &InboundDelivery) -> Result<IngestReport> {
+        let mut reports = self.ingest_batch(&[delivery]).await?;
+        Ok(reports.pop().unwrap_or_default())
+    }
+
+    /// Ingests several deliveries in one transaction; retried when a
+    /// concurrent writer (another instance) got a row in first.
+    pub async fn ingest_batch(&self, deliveries: &[&InboundDelivery]) -> Result<Vec<IngestReport>> {
+        let mut attempt = 0;
+        loop {
+            match self.try_ingest_batch(deliveries).await {
+                Err(DomainError::Conflict(_)) if attempt < BATCH_RETRIES => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_ingest_batch(&self, deliveries: &[&InboundDelivery]) -> Result<Vec<IngestReport>> {
+        let now = self.clock.now();
+        let txn = self.db.begin().await?;
+        let channels = channels_by_number(&txn, deliveries).await?;
+        let mut seen = existing_message_ids(&txn, deliveries).await?;
+        let mut pending = Pending::default();
+        let mut reports = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            let mut report = IngestReport::default();
+            for change in &delivery.changes {
+                let Some(channel) = channels.get(&change.phone_number_id) else {
+                    tracing::warn!(phone_number_id = %change.phone_number_id, "delivery for an unknown business number");
+                    report.unknown_channel_changes += 1;
+                    continue;
+                };
+                let mut messages: Vec<&InboundMessage> = change.messages.iter().collect();
+                // Meta does not guarantee order: store by WhatsApp timestamp.
+                messages.sort_by_key(|m| m.timestamp);
+                for m in messages {
+                    if !seen.insert(m.wa_message_id.clone()) {
+                        report.duplicates += 1;
+                        continue;
+                    }
+                    self.store_message(&txn, channel, m, now, &mut report, &mut pending)
+                        .await?;
+                }
+                for s in &change.statuses {
+                    self.apply_status(&txn, s, &mut report, &mut pending)
+                        .await?;
+                }
+            }
+            reports.push(report);
+        }
+        txn.commit().await?;
+        self.publish_pending(pending).await;
+        Ok(reports)
+    }
+
+    async fn store_message(
+        &self,
+        txn: &DatabaseTransaction,
+        channel: &channel::Model,
+        m: &InboundMessage,
+        now: DateTime<Utc>,
+        report: &mut IngestReport,
+        pending: &mut Pending,
+    ) -> Result<()> {
+        let Some(contact) = self.find_or_create_contact(txn, m, now).await? else {
+            tracing::warn!(wa_message_id = %m.wa_message_id, "inbound message without a sender id");
+            report.unattributable += 1;
+            return Ok(());
+        };
+        let (conversation, created) =
+            find_or_create_conversation(txn, channel, &contact, m, now).await?;
+        let stored = message::ActiveModel {
+            conversation_id: Set(conversation.id),
+            channel_id: Set(channel.id),
+            direction: Set(Direction::Inbound),
+            sender_kind: Set(SenderKind::Customer),
+            message_type: Set(m.message_type),
+            body: Set(m.body.clone()),
+            media: Set(m.media.clone()),
+            payload: Set(Some(m.payload.clone())),
+            wa_message_id: Set(Some(m.wa_message_id.clone())),
+            context_wa_id: Set(m.context_wa_id.clone()),
+            status: Set(DeliveryStatus::Received),
+            created_at: Set(m.timestamp),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await?;
+        report.messages_stored += 1;
+        if created {
+            report.conversations_created += 1;
+            pending
+                .new_queue_entries
+                .push((conversation.department_id, conversation.id));
+            pending.events.push(EventPayload::ConversationUpdated {
+                scope: Scope::from(&conversation),
+                status: conversation.status,
+                priority: conversation.priority,
+                change: "created".into(),
+            });
+        }
+        pending.events.push(EventPayload::MessageAdded {
+            scope: Scope::from(&conversation),
+            message_id: stored.id,
+            direction: Direction::Inbound,
+            status: DeliveryStatus::Received,
+        });
+        if m.message_type == MessageType::Text {
+            if let Some(state) = m.body.as_deref().and_then(consent::requested) {
+                set_consent(txn, &contact, state, now).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn find_or_create_contact(
+        &self,
+        txn: &DatabaseTransaction,
+        m: &InboundMessage,
+        now: DateTime<Utc>,
+    ) -> Result<Option<contact::Model>> {
+        let query = match (&m.from_wa_id, &m.from_user_id) {
+            (Some(wa), _) => contact::Entity::find().filter(contact::Column::WaId.eq(wa.as_str())),
+            (None, Some(user)) => {
+                contact::Entity::find().filter(contact::Column::UserId.eq(user.as_str()))
+            }
+            (None, None) => return Ok(None),
+        };
+        let Some(existing) = query.one(txn).await? else {
+            let created = contact::ActiveModel {
+                wa_id: Set(m.from_wa_id.clone()),
+                user_id: Set(m.from_user_id.clone()),
+                phone: Set(m.from_wa_id.as_ref().map(|wa| format!("+{wa}"))),
+                profile_name: Set(m.profile_name.clone()),
+                priority: Set(Priority::Normal),
+                is_vip: Set(false),
+                consent: Set(ConsentState::Unknown),
+                fields: Set(json!({})),
+                last_inbound_at: Set(Some(m.timestamp)),
+                created_at: Set(now),
+                updated_at: Set(now),
+                ..Default::default()
+            }
+            .insert(txn)
+            .await?;
+            return Ok(Some(created));
+        };
+        // Keep the profile name and the last inbound time current.
+        let newer = existing.last_inbound_at.is_none_or(|t| t < m.timestamp);
+        let renamed = m.profile_name.is_some() && m.profile_name != existing.profile_name;
+        let learned_user = existing.user_id.is_none() && m.from_user_id.is_some();
+        if !(newer || renamed || learned_user) {
+            return Ok(Some(existing));
+        }
+        let mut row: contact::ActiveModel = existing.clone().into();
+        if newer {
+            row.last_inbound_at = Set(Some(m.timestamp));
+        }
+        if renamed {
+            row.profile_name = Set(m.profile_name.clone());
+        }
+        if learned_user {
+            row.user_id = Set(m.from_user_id.clone());
+        }
+        row.updated_at = Set(now);
+        Ok(Some(row.update(txn).await?))
+    }
+
+    async fn apply_status(
+        &self,
+        txn: &DatabaseTransaction,
+        s: &StatusUpdate,
+        report: &mut IngestReport,
+        pending: &mut Pending,
+    ) -> Result<()> {
+        let allowed = earlier_statuses(s.status);
+        if allowed.is_empty() {
+            report.statuses_ignored += 1;
+            return Ok(());
+        }
+        let mut update = message::Entity::update_many()
+            .col_expr(message::Column::Status, Expr::value(s.status))
+            .filter(message::Column::WaMessageId.eq(s.wa_message_id.as_str()))
+            .filter(message::Column::Direction.eq(Direction::Outbound))
+            .filter(message::Column::Status.is_in(allowed.iter().copied()));
+        let at = Expr::value(s.timestamp);
+        update = match s.status {
+            DeliveryStatus::Sent => update.col_expr(message::Column::SentAt, at),
+            DeliveryStatus::Delivered => update.col_expr(message::Column::DeliveredAt, at),
+            DeliveryStatus::Read => update.col_expr(message::Column::ReadAt, at),
+            _ => update
+                .col_expr(message::Column::FailedAt, at)
+                .col_expr(message::Column::ErrorCode, Expr::value(s.error_code))
+                .col_expr(
+                    message::Column::ErrorTitle,
+                    Expr::value(s.error_title.clone()),
+                ),
+        };
+        if update.exec(txn).await?.rows_affected == 0 {
+            report.statuses_ignored += 1;
+            return Ok(());
+        }
+        report.statuses_applied += 1;
+        let found = message::Entity::find()
+            .filter(message::Column::WaMessageId.eq(s.wa_message_id.as_str()))
+            .find_also_related(conversation::Entity)
+            .one(txn)
+            .await?;
+        if let Some((m, Some(c))) = found {
+            pending.events.push(EventPayload::MessageAdded {
+                scope: Scope::from(&c),
+                message_id: m.id,
+                direction: Direction::Outbound,
+                status: s.status,
+            });
+        }
+        Ok(())
+    }
+
+    async fn publish_pending(&self, pending: Pending) {
+        for event in pending.events {
+            self.emit(event);
+        }
+        let departments: HashSet<Option<i64>> =
+            pending.new_queue_entries.iter().map(|(d, _)| *d).collect();
+        let mut lengths = HashMap::new();
+        for department in departments {
+            match self.queue_length(department).await {
+                Ok(n) => {
+                    lengths.insert(department, n);
+                }
+                Err(e) => tracing::warn!(error = %e, "queue length unavailable"),
+            }
+        }
+        for (department_id, conversation_id) in pending.new_queue_entries {
+            self.emit(EventPayload::QueueChanged {
+                department_id,
+                conversation_id,
+                change: QueueChange::Entered,
+                queue_length: lengths.get(&department_id).copied().unwrap_or_default(),
+            });
+        }
+    }
+
+    /// Open conversations nobody is assigned to, in a department (or in none).
+    pub async fn queue_length(&self, department_id: Option<i64>) -> Result<i64> {
+        let mut q = conversation::Entity::find()
+            .filter(conversation::Column::AssigneeId.is_null())
+            .filter(
+                conversation::Column::Status
+                    .is_in([ConversationStatus::Open, ConversationStatus::Pending]),
+            );
+        q = match department_id {
+            Some(d) => q.filter(conversation::Column::DepartmentId.eq(d)),
+            None => q.filter(conversation::Column::DepartmentId.is_null()),
+        };
+        Ok(q.count(&self.db).await? as i64)
+    }
+}
+
+async fn channels_by_number(
+    txn: &DatabaseTransaction,
+    deliveries: &[&InboundDelivery],
+) -> Result<HashMap<String, channel::Model>> {
+    let numbers: HashSet<&str> = deliveries
+        .iter()
+        .flat_map(|d| d.changes.iter().map(|c| c.phone_number_id.as_str()))
+        .collect();
+    Ok(channel::Entity::find()
+        .filter(channel::Column::PhoneNumberId.is_in(numbers))
+        .filter(channel::Column::IsActive.eq(true))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|c| (c.phone_number_id.clone(), c))
+        .collect())
+}
+
+/// WhatsApp ids of this batch already stored: Meta retries and every
+/// subscribed app gets its own copy, so duplicates are normal.
+async fn existing_message_ids(
+    txn: &DatabaseTransaction,
+    deliveries: &[&InboundDelivery],
+) -> Result<HashSet<String>> {
+    let ids: HashSet<&str> = deliveries
+        .iter()
+        .flat_map(|d| d.changes.iter())
+        .flat_map(|c| c.messages.iter().map(|m| m.wa_message_id.as_str()))
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows: Vec<Option<String>> = message::Entity::find()
+        .select_only()
+        .column(message::Column::WaMessageId)
+        .filter(message::Column::WaMessageId.is_in(ids))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    Ok(rows.into_iter().flatten().collect())
+}
+
+/// The contact's open (or pending) conversation on this channel, or a new
+/// one in the queue: no inbound message is ever left without a conversation.
+async fn find_or_create_conversation(
+    txn: &DatabaseTransaction,
+    channel: &channel::Model,
+    contact: &contact::Model,
+    m: &InboundMessage,
+    now: DateTime<Utc>,
+) -> Result<(conversation::Model, bool)> {
+    let open = conversation::Entity::find()
+        .filter(conversation::Column::ContactId.eq(contact.id))
+        .filter(conversation::Column::ChannelId.eq(channel.id))
+        .filter(
+            conversation::Column::Status
+                .is_in([ConversationStatus::Open, ConversationStatus::Pending]),
+        )
+        .one(txn)
+        .await?;
+    if let Some(existing) = open {
+        let mut row: conversation::ActiveModel = existing.clone().into();
+        if existing.status == ConversationStatus::Pending {
+            // The customer answered: the ball is back in our court.
+            row.status = Set(ConversationStatus::Open);
+        }
+        if existing.last_message_at.is_none_or(|t| t < m.timestamp) {
+            row.last_message_at = Set(Some(m.timestamp));
+        }
+        if existing.last_inbound_at.is_none_or(|t| t < m.timestamp) {
+            row.last_inbound_at = Set(Some(m.timestamp));
+        }
+        row.updated_at = Set(now);
+        return Ok((row.update(txn).await?, false));
+    }
+    let priority = if contact.is_vip {
+        contact.priority.max(Priority::High)
+    } else {
+        contact.priority
+    };
+    let created = conversation::ActiveModel {
+        channel_id: Set(channel.id),
+        contact_id: Set(contact.id),
+        status: Set(ConversationStatus::Open),
+        priority: Set(priority),
+        language: Set(contact.language.clone()),
+        escalation_level: Set(0),
+        transfer_count: Set(0),
+        reopen_count: Set(0),
+        queued_at: Set(Some(now)),
+        last_message_at: Set(Some(m.timestamp)),
+        last_inbound_at: Set(Some(m.timestamp)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    Ok((created, true))
+}
+
+async fn set_consent(
+    txn: &DatabaseTransaction,
+    contact: &contact::Model,
+    state: ConsentState,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if contact.consent == state {
+        return Ok(());
+    }
+    contact::Entity::update_many()
+        .col_expr(contact::Column::Consent, Expr::value(state))
+        .col_expr(contact::Column::ConsentChangedAt, Expr::value(now))
+        .filter(contact::Column::Id.eq(contact.id))
+        .exec(txn)
+        .await?;
+    crate::audit::record(
+        txn,
+        &crate::Actor::webhook(),
+        now,
+        crate::audit::Change::new("contact.consent", "contact", contact.id)
+            .before(&json!({"consent": contact.consent}))
+            .after(&json!({"consent": state})),
+    )
+    .await
+}
+
+type Job = (InboundDelivery, oneshot::Sender<Result<IngestReport>>);
+
+/// Most deliveries committed in one transaction.
+const MAX_BATCH: usize = 64;
+
+/// Group commit: deliveries that arrive while a batch is being written are
+/// written together in the next one.
+#[derive(Clone)]
+pub struct IngestBatcher {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl IngestBatcher {
+    pub fn start(domain: Domain) -> Self {
+        let (jobs, mut rx) = mpsc::channel::<Job>(MAX_BATCH * 16);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                domain.commit_batch(batch).await;
+            }
+        });
+        Self { jobs }
+    }
+
+    /// Resolves once the delivery is committed (or has failed).
+    pub async fn submit(&self, delivery: InboundDelivery) -> Result<IngestReport> {
+        let (done, result) = oneshot::channel();
+        self.jobs
+            .send((delivery, done))
+            .await
+            .map_err(|_| DomainError::internal(std::io::Error::other("ingest stopped")))?;
+        result.await.map_err(|_| {
+            DomainError::internal(std::io::Error::other("ingest dropped a delivery"))
+        })?
+    }
+}
+
+impl Domain {
+    async fn commit_batch(&self, batch: Vec<Job>) {
+        let deliveries: Vec<&InboundDelivery> = batch.iter().map(|(d, _)| d).collect();
+        match self.ingest_batch(&deliveries).await {
+            Ok(reports) => {
+                for ((_, done), report) in batch.into_iter().zip(reports) {
+                    let _ = done.send(Ok(report));
+                }
+            }
+            // One bad delivery must not fail the others: each on its own.
+            Err(e) if batch.len() > 1 => {
+                tracing::warn!(error = %e, size = batch.len(), "batch failed; ingesting one by one");
+                for (delivery, done) in batch {
+                    let _ = done.send(self.ingest(&delivery).await);
+                }
+            }
+            Err(e) => {
+                for (_, done) in batch {
+                    let _ = done.send(Err(DomainError::internal(std::io::Error::other(
+                        e.to_string(),
+                    ))));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_only_moves_forward() {
+        assert!(earlier_statuses(DeliveryStatus::Read).contains(&DeliveryStatus::Delivered));
+        assert!(!earlier_statuses(DeliveryStatus::Delivered).contains(&DeliveryStatus::Read));
+        assert!(!earlier_statuses(DeliveryStatus::Failed).contains(&DeliveryStatus::Read));
+        assert!(earlier_statuses(DeliveryStatus::Received).is_empty());
+    }
+}

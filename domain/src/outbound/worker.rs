@@ -1,0 +1,528 @@
+//! The outbox worker: sends queued messages through the [`MessageSender`],
+//! safe with several instances.
+//!
+//! **Claiming.** A row is taken with one conditional UPDATE
+//! (`status = 'sending', locked_until = now + 30 s WHERE id = ? AND (status =
+//! 'pending' OR (status = 'sending' AND locked_until < now)) AND
+//! next_attempt_at <= now`); only the instance whose UPDATE changed the row
+//! sends it. Messages of one conversation go out in order: only the oldest
+//! unfinished row of a conversation is eligible, so a retried message holds
+//! back the ones written after it.
+//!
+//! **Delivery guarantee: at least once.** The row moves to `sent` in the same
+//! transaction that stores Meta's message id, the ledger row and the
+//! message's status. The HTTP client's timeout (20 s) is shorter than the
+//! claim (30 s), so a live instance never has its claim taken over while it
+//! waits for Meta. Hence a message is never sent twice as long as the process
+//! did not die (or lose its database) between Meta's answer and that commit;
+//! if it did, the claim expires and another attempt sends it again. A
+//! timed-out request that Meta did receive is the same boundary: it is
+//! retried like any network error.
+//!
+//! **Retries.** Transient failures (no response, HTTP 5xx or 429, Meta codes
+//! 130429, 131056, 131000, 131016, 131057) are retried with exponential
+//! backoff and jitter through `next_attempt_at`, at most [`MAX_ATTEMPTS`]
+//! times; permanent ones never are: the message is marked failed with Meta's
+//! code and title, and a `MessageAdded` event tells the agent.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{
+    DeliveryStatus, OutboxStatus, SenderKind, channel, contact, conversation, message, outbox,
+};
+use rand::Rng;
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
+    RelationTrait, TransactionTrait,
+};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::content::OutboundContent;
+use super::{OUTSIDE_WINDOW_CODE, Retry, SendError, SendRequest, may_automate};
+use crate::audit::{self, Change};
+use crate::events::{EventPayload, Scope};
+use crate::{Actor, Domain, DomainError, Result, window};
+
+/// How long a claim lasts. The api's HTTP client times out well before.
+pub const CLAIM_FOR: Duration = Duration::seconds(30);
+/// Attempts before a transient failure is given up as permanent.
+pub const MAX_ATTEMPTS: i32 = 12;
+/// First retry after at most this; doubles per attempt.
+const BACKOFF_BASE_SECS: i64 = 5;
+const BACKOFF_MAX_SECS: i64 = 15 * 60;
+/// Rows looked at per round, and sends in flight at once.
+const BATCH: u64 = 200;
+const CONCURRENCY: usize = 16;
+/// A run stops after this many rounds even if work remains (the next tick
+/// continues), so one call never monopolises the worker.
+const MAX_ROUNDS: usize = 50;
+
+/// What one run of the outbox did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxRun {
+    /// Accepted by Meta.
+    pub sent: usize,
+    /// Failed for good (marked on the message).
+    pub failed: usize,
+    /// Failed transiently, scheduled again.
+    pub retried: usize,
+    /// Held back by the throughput or pair limit.
+    pub deferred: usize,
+}
+
+impl std::ops::AddAssign for OutboxRun {
+    fn add_assign(&mut self, o: Self) {
+        self.sent += o.sent;
+        self.failed += o.failed;
+        self.retried += o.retried;
+        self.deferred += o.deferred;
+    }
+}
+
+enum Outcome {
+    Skipped,
+    Sent,
+    Failed,
+    Retried,
+    Deferred,
+}
+
+/// Rows the worker may claim at `now`.
+fn claimable(now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(outbox::Column::NextAttemptAt.lte(now))
+        .add(
+            Condition::any()
+                .add(outbox::Column::Status.eq(OutboxStatus::Pending))
+                .add(
+                    Condition::all()
+                        .add(outbox::Column::Status.eq(OutboxStatus::Sending))
+                        .add(outbox::Column::LockedUntil.lt(now)),
+                ),
+        )
+}
+
+/// Exponential backoff with "equal jitter": half the delay fixed, half random.
+/// Meta's pair-rate error (131056) asks for 4^n seconds; a server-given delay
+/// is honoured.
+pub fn backoff(attempt: i32, err: &SendError) -> Duration {
+    let n = attempt.clamp(1, 30) as u32;
+    let mut secs = BACKOFF_BASE_SECS.saturating_mul(1i64 << std::cmp::min(n - 1, 20));
+    if err.code == Some(131_056) {
+        secs = std::cmp::max(secs, 4i64.saturating_pow(n));
+    }
+    let secs = std::cmp::min(secs, BACKOFF_MAX_SECS);
+    let ms = secs * 1000;
+    let jittered = ms / 2 + rand::rng().random_range(0..=ms / 2);
+    let delay = Duration::milliseconds(jittered);
+    match err.retry_after {
+        Some(after) if after > delay => std::cmp::min(after, Duration::seconds(BACKOFF_MAX_SECS)),
+        _ => delay,
+    }
+}
+
+impl Domain {
+    /// Sends what is due now, round after round until nothing more can go
+    /// (or [`MAX_ROUNDS`]). The worker calls it on every tick and wake-up;
+    /// tests call it directly.
+    pub async fn run_outbox_once(&self) -> Result<OutboxRun> {
+        let mut total = OutboxRun::default();
+        for _ in 0..MAX_ROUNDS {
+            let round = self.outbox_round().await?;
+            total += round;
+            if round.sent + round.failed == 0 {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    async fn outbox_round(&self) -> Result<OutboxRun> {
+        let now = self.clock.now();
+        let ids = self.outbox_heads(now).await?;
+        let mut run = OutboxRun::default();
+        if ids.is_empty() {
+            return Ok(run);
+        }
+        let permits = Arc::new(Semaphore::new(CONCURRENCY));
+        let mut tasks = JoinSet::new();
+        for id in ids {
+            let domain = self.clone();
+            let permits = permits.clone();
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                (id, domain.deliver(id).await)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((_, Ok(Outcome::Sent))) => run.sent += 1,
+                Ok((_, Ok(Outcome::Failed))) => run.failed += 1,
+                Ok((_, Ok(Outcome::Retried))) => run.retried += 1,
+                Ok((_, Ok(Outcome::Deferred))) => run.deferred += 1,
+                Ok((_, Ok(Outcome::Skipped))) => {}
+                // The claim expires and the row is tried again.
+                Ok((id, Err(e))) => {
+                    tracing::warn!(outbox_id = id, error = %e, "outbox delivery failed")
+                }
+                Err(e) => tracing::error!(error = %e, "outbox task panicked"),
+            }
+        }
+        Ok(run)
+    }
+
+    /// Due rows that are the oldest unfinished row of their conversation.
+    async fn outbox_heads(&self, now: DateTime<Utc>) -> Result<Vec<i64>> {
+        let due: Vec<(i64, i64)> = outbox::Entity::find()
+            .select_only()
+            .column(outbox::Column::Id)
+            .column(message::Column::ConversationId)
+            .join(JoinType::InnerJoin, outbox::Relation::Message.def())
+            .filter(claimable(now))
+            .order_by_asc(outbox::Column::Id)
+            .limit(BATCH)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        if due.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut conversations: Vec<i64> = due.iter().map(|(_, c)| *c).collect();
+        conversations.sort_unstable();
+        conversations.dedup();
+        let heads: HashMap<i64, i64> = outbox::Entity::find()
+            .select_only()
+            .column(message::Column::ConversationId)
+            .expr(Func::min(Expr::col((outbox::Entity, outbox::Column::Id))))
+            .join(JoinType::InnerJoin, outbox::Relation::Message.def())
+            .filter(outbox::Column::Status.is_in([OutboxStatus::Pending, OutboxStatus::Sending]))
+            .filter(message::Column::ConversationId.is_in(conversations))
+            .group_by(message::Column::ConversationId)
+            .into_tuple::<(i64, i64)>()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .collect();
+        Ok(due
+            .into_iter()
+            .filter(|(id, c)| heads.get(c) == Some(id))
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// The conditional UPDATE that makes this instance the row's only sender.
+    async fn claim(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
+        let claimed = outbox::Entity::update_many()
+            .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Sending))
+            .col_expr(outbox::Column::LockedUntil, Expr::value(now + CLAIM_FOR))
+            .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
+            .filter(outbox::Column::Id.eq(id))
+            .filter(claimable(now))
+            .exec(&self.db)
+            .await?;
+        Ok(claimed.rows_affected == 1)
+    }
+
+    async fn deliver(&self, id: i64) -> Result<Outcome> {
+        let now = self.clock.now();
+        if !self.claim(id, now).await? {
+            return Ok(Outcome::Skipped);
+        }
+        let row = outbox::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| DomainError::not_found("outbox", id))?;
+        let msg = message::Entity::find_by_id(row.message_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| DomainError::not_found("message", row.message_id))?;
+        let conv = conversation::Entity::find_by_id(msg.conversation_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| DomainError::not_found("conversation", msg.conversation_id))?;
+        let contact = contact::Entity::find_by_id(conv.contact_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| DomainError::not_found("contact", conv.contact_id))?;
+        let channel = channel::Entity::find_by_id(row.channel_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| DomainError::not_found("channel", row.channel_id))?;
+
+        let content: Option<OutboundContent> = msg
+            .payload
+            .clone()
+            .and_then(|p| serde_json::from_value(p).ok());
+        let last_inbound = window::last_customer_message(&conv, Some(&contact));
+        let cfg = &self.config.messaging;
+        let refuse = |title: &str| Some((None, title.to_string()));
+        let refused: Option<(Option<i64>, String)> = match (&content, &contact.wa_id) {
+            (None, _) => refuse("the message content cannot be read"),
+            (_, None) => refuse("the customer has no WhatsApp number"),
+            _ if !channel.is_active => refuse("the channel is inactive"),
+            _ if channel.access_token.is_none() => refuse("the channel has no access token"),
+            _ if matches!(msg.sender_kind, SenderKind::Bot | SenderKind::System)
+                && !may_automate(&contact) =>
+            {
+                refuse("the customer opted out of automated messages")
+            }
+            (Some(c), _)
+                if !c.is_template()
+                    && !window::is_inside(last_inbound, cfg.service_window, now) =>
+            {
+                Some((
+                    Some(OUTSIDE_WINDOW_CODE),
+                    "Re-engagement message: the customer-service window has closed".into(),
+                ))
+            }
+            _ => None,
+        };
+        let (Some(content), Some(to), Some(token), None) = (
+            content,
+            contact.wa_id.clone(),
+            channel.access_token.clone(),
+            refused.clone(),
+        ) else {
+            let (code, title) = refused.unwrap_or((None, "cannot be sent".into()));
+            self.mark_failed(&row, &msg, &conv, code, &title, now)
+                .await?;
+            return Ok(Outcome::Failed);
+        };
+
+        if let Err(wait) =
+            self.outbox
+                .throttle
+                .try_acquire(channel.id, &to, cfg.outbox_rate_per_second, now)
+        {
+            self.release(&row, now + wait, None, false).await?;
+            return Ok(Outcome::Deferred);
+        }
+
+        let request = SendRequest {
+            phone_number_id: channel.phone_number_id.clone(),
+            access_token: token,
+            to,
+            content,
+            reply_to: msg.context_wa_id.clone(),
+        };
+        let result = self.sender.send(&request).await;
+        let now = self.clock.now();
+        match result {
+            Ok(sent) => {
+                self.mark_sent(
+                    &row,
+                    &msg,
+                    &conv,
+                    &channel,
+                    last_inbound,
+                    &sent.wa_message_id,
+                    now,
+                )
+                .await?;
+                Ok(Outcome::Sent)
+            }
+            Err(err) => {
+                let attempt = row.attempts + 1;
+                if err.classify() == Retry::Transient && attempt < MAX_ATTEMPTS {
+                    tracing::info!(outbox_id = row.id, attempt, error = %err, "transient send failure: will retry");
+                    self.release(&row, now + backoff(attempt, &err), Some(&err), true)
+                        .await?;
+                    Ok(Outcome::Retried)
+                } else {
+                    tracing::warn!(outbox_id = row.id, attempt, error = %err, "send failed for good");
+                    let title = match &err.details {
+                        Some(d) if !d.is_empty() && !err.title.contains(d.as_str()) => {
+                            format!("{}: {d}", err.title)
+                        }
+                        _ => err.title.clone(),
+                    };
+                    self.mark_failed(&row, &msg, &conv, err.code, &title, now)
+                        .await?;
+                    Ok(Outcome::Failed)
+                }
+            }
+        }
+    }
+
+    /// Gives a claimed row back to be tried at `at`.
+    async fn release(
+        &self,
+        row: &outbox::Model,
+        at: DateTime<Utc>,
+        err: Option<&SendError>,
+        count_attempt: bool,
+    ) -> Result<()> {
+        let mut update = outbox::Entity::update_many()
+            .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Pending))
+            .col_expr(
+                outbox::Column::LockedUntil,
+                Expr::value(None::<DateTime<Utc>>),
+            )
+            .col_expr(outbox::Column::NextAttemptAt, Expr::value(at))
+            .col_expr(outbox::Column::UpdatedAt, Expr::value(self.clock.now()));
+        if count_attempt {
+            update = update.col_expr(
+                outbox::Column::Attempts,
+                Expr::col(outbox::Column::Attempts).add(1),
+            );
+        }
+        if let Some(e) = err {
+            update = update.col_expr(
+                outbox::Column::LastError,
+                Expr::value(truncate(&e.to_string())),
+            );
+        }
+        update
+            .filter(outbox::Column::Id.eq(row.id))
+            .filter(outbox::Column::Status.eq(OutboxStatus::Sending))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn mark_sent(
+        &self,
+        row: &outbox::Model,
+        msg: &message::Model,
+        conv: &conversation::Model,
+        channel: &channel::Model,
+        last_inbound: Option<DateTime<Utc>>,
+        wa_message_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let txn = self.db.begin().await?;
+        let moved = outbox::Entity::update_many()
+            .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Sent))
+            .col_expr(
+                outbox::Column::LockedUntil,
+                Expr::value(None::<DateTime<Utc>>),
+            )
+            .col_expr(
+                outbox::Column::Attempts,
+                Expr::col(outbox::Column::Attempts).add(1),
+            )
+            .col_expr(outbox::Column::LastError, Expr::value(None::<String>))
+            .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
+            .filter(outbox::Column::Id.eq(row.id))
+            .filter(outbox::Column::Status.eq(OutboxStatus::Sending))
+            .exec(&txn)
+            .await?;
+        if moved.rows_affected == 0 {
+            tracing::warn!(outbox_id = row.id, "outbox row changed while sending");
+        }
+        let charge = self
+            .record_charge(&txn, msg, conv, channel, last_inbound, now)
+            .await?;
+        message::Entity::update_many()
+            .col_expr(message::Column::WaMessageId, Expr::value(wa_message_id))
+            .col_expr(message::Column::Status, Expr::value(DeliveryStatus::Sent))
+            .col_expr(message::Column::SentAt, Expr::value(now))
+            .col_expr(
+                message::Column::CostMicros,
+                Expr::value(charge.total_micros()),
+            )
+            .filter(message::Column::Id.eq(msg.id))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        self.emit(EventPayload::MessageAdded {
+            scope: Scope::from(conv),
+            message_id: msg.id,
+            direction: msg.direction,
+            status: DeliveryStatus::Sent,
+        });
+        Ok(())
+    }
+
+    async fn mark_failed(
+        &self,
+        row: &outbox::Model,
+        msg: &message::Model,
+        conv: &conversation::Model,
+        code: Option<i64>,
+        title: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let title = truncate(title);
+        let code = code.and_then(|c| i32::try_from(c).ok());
+        let txn = self.db.begin().await?;
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Failed))
+            .col_expr(
+                outbox::Column::LockedUntil,
+                Expr::value(None::<DateTime<Utc>>),
+            )
+            .col_expr(
+                outbox::Column::Attempts,
+                Expr::col(outbox::Column::Attempts).add(1),
+            )
+            .col_expr(outbox::Column::LastError, Expr::value(title.clone()))
+            .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
+            .filter(outbox::Column::Id.eq(row.id))
+            .exec(&txn)
+            .await?;
+        message::Entity::update_many()
+            .col_expr(message::Column::Status, Expr::value(DeliveryStatus::Failed))
+            .col_expr(message::Column::ErrorCode, Expr::value(code))
+            .col_expr(message::Column::ErrorTitle, Expr::value(title.clone()))
+            .col_expr(message::Column::FailedAt, Expr::value(now))
+            .filter(message::Column::Id.eq(msg.id))
+            .exec(&txn)
+            .await?;
+        audit::record(
+            &txn,
+            &Actor::system(),
+            now,
+            Change::new("message.fail", "message", msg.id).after(&serde_json::json!({
+                "status": DeliveryStatus::Failed,
+                "errorCode": code,
+                "errorTitle": title,
+            })),
+        )
+        .await?;
+        txn.commit().await?;
+        self.emit(EventPayload::MessageAdded {
+            scope: Scope::from(conv),
+            message_id: msg.id,
+            direction: msg.direction,
+            status: DeliveryStatus::Failed,
+        });
+        Ok(())
+    }
+}
+
+/// Error texts fit a VARCHAR(255) column on PostgreSQL.
+fn truncate(s: &str) -> String {
+    s.chars().take(250).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_bounded() {
+        let e = SendError::network("timeout");
+        for _ in 0..50 {
+            let first = backoff(1, &e);
+            assert!(first >= Duration::milliseconds(2500) && first <= Duration::seconds(5));
+            let third = backoff(3, &e);
+            assert!(third >= Duration::seconds(10) && third <= Duration::seconds(20));
+            assert!(backoff(30, &e) <= Duration::seconds(BACKOFF_MAX_SECS));
+        }
+    }
+
+    #[test]
+    fn the_pair_rate_error_waits_four_to_the_n_seconds() {
+        let e = SendError {
+            code: Some(131_056),
+            ..SendError::network("pair rate")
+        };
+        assert!(backoff(3, &e) >= Duration::seconds(32));
+    }
+}
