@@ -58,6 +58,8 @@ pub struct Config {
     pub outbox_rate_per_second: u32,
     /// Run the outbox worker in this process (tests drive the outbox by hand).
     pub outbox_worker: bool,
+    /// Run the routing worker in this process (some tests route by hand).
+    pub routing_worker: bool,
     /// The customer-service window: free-form messages only this long after
     /// the customer's last message (Meta: 24 h).
     pub service_window_hours: i64,
@@ -103,6 +105,7 @@ impl Default for Config {
             graph_api_version: "v21.0".into(),
             outbox_rate_per_second: 80,
             outbox_worker: true,
+            routing_worker: true,
             service_window_hours: 24,
             billing_window_hours: 48,
             free_messages_per_month: 1000,

@@ -131,7 +131,8 @@ impl Application {
         if config.outbox_worker {
             workers::spawn_outbox(domain.clone(), stopped.clone());
         }
-        workers::spawn_all(domain.clone(), events.local().clone(), stopped);
+        let routing_bus = config.routing_worker.then(|| events.local().clone());
+        workers::spawn_all(domain.clone(), routing_bus, stopped);
         tracing::info!(port, instance = %instance_id, "helpdesk listening");
         Ok(Self {
             port,

@@ -51,10 +51,9 @@ impl Webhook {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
+            && at.elapsed() < SECRETS_TTL
         {
-            if at.elapsed() < SECRETS_TTL {
-                return Ok(cached.clone());
-            }
+            return Ok(cached.clone());
         }
         let mut secrets: Vec<String> = channel::Entity::find()
             .select_only()

@@ -17,10 +17,13 @@ const ROUTING_SWEEP: Duration = Duration::from_secs(15);
 /// How often agents without activity for 5 minutes are marked offline.
 const PRESENCE_SWEEP: Duration = Duration::from_secs(30);
 
-/// `bus` is this process's event fan-out: the routing worker listens to it
-/// (with Redis it also carries the other instances' events).
-pub fn spawn_all(domain: Domain, bus: InProcessBus, stop: watch::Receiver<bool>) {
-    spawn_routing(domain.clone(), bus, stop.clone());
+/// `routing_bus` is this process's event fan-out, which the routing worker
+/// listens to (with Redis it also carries the other instances' events);
+/// `None` runs no routing worker (tests that route by hand).
+pub fn spawn_all(domain: Domain, routing_bus: Option<InProcessBus>, stop: watch::Receiver<bool>) {
+    if let Some(bus) = routing_bus {
+        spawn_routing(domain.clone(), bus, stop.clone());
+    }
     let presence = domain.clone();
     tokio::spawn(every(PRESENCE_SWEEP, stop.clone(), move || {
         let domain = presence.clone();
@@ -74,12 +77,7 @@ fn spawn_routing(domain: Domain, bus: InProcessBus, mut stop: watch::Receiver<bo
                 },
             }
             // What is already waiting is covered by the pass about to start.
-            loop {
-                match events.try_recv() {
-                    Ok(_) | Err(TryRecvError::Lagged(_)) => {}
-                    Err(_) => break,
-                }
-            }
+            while let Ok(_) | Err(TryRecvError::Lagged(_)) = events.try_recv() {}
             match domain.route_queue().await {
                 Ok(assigned) if !assigned.is_empty() => {
                     tracing::info!(count = assigned.len(), "routed queued conversations")

@@ -95,14 +95,31 @@ fn capacity_of(agent: i64) -> Expr {
     )
 }
 
+/// Locks the agent's `users` row for the rest of the transaction, so that
+/// everything that adds to its load takes turns (PostgreSQL; SQLite
+/// serialises writers anyway and sea-query leaves the clause out there).
+///
+/// `FOR NO KEY UPDATE`, not `FOR UPDATE`: the two conflict with each other
+/// alike, but `FOR UPDATE` also conflicts with the `FOR KEY SHARE` lock that
+/// PostgreSQL's foreign-key checks take on `users` rows. A transaction that
+/// updates a conversation row and then has its FK to this user checked (say
+/// `openConversation` setting `lock_holder_id`) would then wait for us while
+/// we wait for its conversation row: a deadlock. Returns false when there is
+/// no such user.
+pub async fn lock_agent(txn: &DatabaseTransaction, agent: i64) -> Result<bool> {
+    Ok(user::Entity::find_by_id(agent).one(txn).await?.is_some())
+}
+
 /// Assigns conversation `id` to `agent` if, at the moment of the UPDATE, it is
 /// still assigned to `expected` (`None`: queued), open or pending, and the
 /// agent has fewer open/pending conversations than its capacity. Returns
-/// whether it did. Must run inside a transaction: on PostgreSQL the agent's
-/// `users` row is locked first (`SELECT … FOR UPDATE`) so that two workers
-/// assigning two conversations to the same agent take turns, and the second
-/// one's count sees the first one's row (READ COMMITTED gives each statement
-/// a fresh snapshot). SQLite serialises writers and ignores the lock clause.
+/// whether it did. Must run inside a transaction: the agent's row is locked
+/// first ([`lock_agent`]) so that two workers assigning two conversations to
+/// the same agent take turns, and the second one's count sees the first one's
+/// row (READ COMMITTED gives each statement a fresh snapshot, taken after the
+/// lock was granted). Two workers assigning the same conversation: the second
+/// UPDATE waits for the first one's row lock, then re-checks
+/// `assignee_id IS NULL` on the new row version and changes nothing.
 pub async fn assign_if(
     txn: &DatabaseTransaction,
     id: i64,
@@ -111,11 +128,7 @@ pub async fn assign_if(
     now: DateTime<Utc>,
     extra: AssignExtra,
 ) -> Result<bool> {
-    let locked = user::Entity::find_by_id(agent)
-        .lock_exclusive()
-        .one(txn)
-        .await?;
-    if locked.is_none() {
+    if !lock_agent(txn, agent).await? {
         return Ok(false);
     }
     let mut update = conversation::Entity::update_many()
@@ -799,10 +812,7 @@ impl Domain {
         let txn = self.db.begin().await?;
         let mut kept = false;
         if let Some(assignee) = before.assignee_id {
-            user::Entity::find_by_id(assignee)
-                .lock_exclusive()
-                .one(&txn)
-                .await?;
+            lock_agent(&txn, assignee).await?;
             kept = reopen()
                 .filter(load_of(assignee).lt(capacity_of(assignee)))
                 .exec(&txn)

@@ -211,10 +211,10 @@ impl Domain {
             direction: Direction::Inbound,
             status: DeliveryStatus::Received,
         });
-        if m.message_type == MessageType::Text {
-            if let Some(state) = m.body.as_deref().and_then(consent::requested) {
-                set_consent(txn, &contact, state, now).await?;
-            }
+        if m.message_type == MessageType::Text
+            && let Some(state) = m.body.as_deref().and_then(consent::requested)
+        {
+            set_consent(txn, &contact, state, now).await?;
         }
         Ok(())
     }

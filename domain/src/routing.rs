@@ -222,6 +222,15 @@ impl Domain {
             .collect())
     }
 
+    async fn refresh_loads(&self, team: &mut Team) -> Result<()> {
+        let ids: Vec<i64> = team.agents.iter().map(|c| c.id).collect();
+        let loads = self.loads_of(&ids).await?;
+        for c in &mut team.agents {
+            c.load = loads.get(&c.id).copied().unwrap_or(0);
+        }
+        Ok(())
+    }
+
     async fn routing_team(&self, now: DateTime<Utc>) -> Result<Team> {
         let online = user::Entity::find()
             .filter(user::Column::Role.eq(Role::Agent))
@@ -348,12 +357,15 @@ impl Domain {
                         assigned.push(*after);
                         break;
                     }
-                    AssignOutcome::Gone => break,
+                    // Another worker got there first: our view of the loads is
+                    // stale, so refresh it (a pass then ends as soon as the
+                    // team is really full, instead of walking the whole queue).
+                    AssignOutcome::Gone => {
+                        self.refresh_loads(&mut team).await?;
+                        break;
+                    }
                     AssignOutcome::AgentFull => {
-                        // Another worker filled this agent first: full for this pass.
-                        if let Some(c) = team.get_mut(agent) {
-                            c.load = c.load.max(c.max);
-                        }
+                        self.refresh_loads(&mut team).await?;
                         excluded.insert(agent);
                     }
                 }

@@ -84,6 +84,9 @@ fn base_config(database_url: String) -> Config {
         // Tests drive the outbox with `domain.run_outbox_once()` against a
         // local stand-in (tests/api/cloud_api.rs), never the real Graph API.
         outbox_worker: false,
+        // Seeded unassigned conversations stay where tests put them; routing
+        // tests turn the worker on (or call `domain.route_queue()`).
+        routing_worker: false,
         graph_base_url: "http://127.0.0.1:9".into(),
         ..Config::default()
     }
@@ -282,4 +285,112 @@ impl TestApp {
 
 fn rand_digits() -> String {
     uuid::Uuid::new_v4().as_u128().to_string()[..10].to_string()
+}
+
+/// Teams and queues for the routing, assignment and presence tests.
+impl TestApp {
+    /// A department routed by `strategy` (SMART or ROUND_ROBIN).
+    pub async fn department(&self, name: &str, strategy: &str) -> i64 {
+        let r = self
+            .gql(
+                &self.admin_token,
+                "mutation($n:String!,$s:RoutingStrategy!){ createDepartment(input:{name:$n, routingStrategy:$s}){ id } }",
+                json!({"n": name, "s": strategy}),
+            )
+            .await;
+        r.data()["createDepartment"]["id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("numeric id")
+    }
+
+    /// An AGENT with skills, departments and capacity, logged in (offline
+    /// until it sends a request).
+    pub async fn agent(
+        &self,
+        name: &str,
+        skills: &[&str],
+        departments: &[i64],
+        max_concurrent: i32,
+    ) -> (i64, String) {
+        let email = format!("{}@test.example", name.to_lowercase());
+        let deps: Vec<String> = departments.iter().map(i64::to_string).collect();
+        let r = self
+            .gql(
+                &self.admin_token,
+                "mutation($i: StaffCreateInput!){ createStaff(input:$i){ id } }",
+                json!({"i": {"email": email, "name": name, "password": PASSWORD, "role": "AGENT",
+                    "skills": skills, "departmentIds": deps, "maxConcurrent": max_concurrent}}),
+            )
+            .await;
+        let id = r.data()["createStaff"]["id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("numeric id");
+        (id, self.login(&email, PASSWORD).await)
+    }
+
+    /// Sets the caller's presence with a heartbeat (ONLINE, AWAY, OFFLINE).
+    pub async fn heartbeat(&self, token: &str, status: &str) {
+        self.gql(
+            token,
+            "mutation($s:Presence){ heartbeat(status:$s){ presence } }",
+            json!({"s": status}),
+        )
+        .await
+        .data();
+    }
+
+    /// A queued conversation: open, unassigned, in `department`, queued now.
+    pub async fn seed_queued(
+        &self,
+        channel_id: i64,
+        department: Option<i64>,
+        priority: Priority,
+        topic: Option<&str>,
+    ) -> i64 {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+        let id = self.seed_conversation(channel_id, None).await;
+        conversation::Entity::update_many()
+            .col_expr(conversation::Column::DepartmentId, Expr::value(department))
+            .col_expr(conversation::Column::Priority, Expr::value(priority))
+            .col_expr(
+                conversation::Column::Topic,
+                Expr::value(topic.map(str::to_string)),
+            )
+            .col_expr(conversation::Column::QueuedAt, Expr::value(self.now()))
+            .filter(conversation::Column::Id.eq(id))
+            .exec(&self.domain.db)
+            .await
+            .expect("queue the conversation");
+        id
+    }
+
+    /// A conversation as stored now.
+    pub async fn conversation_row(&self, id: i64) -> conversation::Model {
+        use sea_orm::EntityTrait;
+        conversation::Entity::find_by_id(id)
+            .one(&self.domain.db)
+            .await
+            .expect("read conversation")
+            .expect("conversation exists")
+    }
+
+    /// Polls `check` until it holds, for at most 10 s of real time (workers
+    /// react to events asynchronously).
+    pub async fn eventually<F, Fut>(&self, what: &str, check: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        for _ in 0..200 {
+            if check().await {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for: {what}");
+    }
 }

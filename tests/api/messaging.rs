@@ -146,12 +146,13 @@ async fn message_view(app: &TestApp, conversation: i64, id: i64) -> Value {
             json!({"c": conversation.to_string()}),
         )
         .await;
+    let key = id.to_string();
     r.data()["messages"]["edges"]
         .as_array()
         .unwrap()
         .iter()
         .map(|e| e["node"].clone())
-        .find(|n| n["id"] == id.to_string())
+        .find(|n| n["id"] == key.as_str())
         .unwrap_or_else(|| panic!("message {id} not in {}", r.body))
 }
 
@@ -596,7 +597,13 @@ async fn every_message_limit_is_checked_and_names_the_field() {
         }
         send(app, &app.admin_token, conv, fields).await.data();
     }
-    assert_eq!(app.domain.run_outbox_once().await.unwrap().sent, 6);
+    let run = app.domain.run_outbox_once().await.unwrap();
+    assert_eq!(
+        run.sent,
+        6,
+        "{run:?} {:?}",
+        outbox::Entity::find().all(&app.domain.db).await.unwrap()
+    );
     let sent = d.cloud.requests();
     assert_eq!(
         sent[1].body["video"],

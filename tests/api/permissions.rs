@@ -11,10 +11,21 @@ struct Fixture {
     other: i64,
     contact_of_mine: i64,
     department: i64,
+    // Assignment: throw-away conversations, so that every role can try.
+    editor_id: i64,
+    /// A department the agent belongs to.
+    sales: i64,
+    sales_queued: i64,
+    returns_queued: i64,
+    for_assign: i64,
+    for_transfer: i64,
+    /// Assigned to the editor.
+    for_unassign: i64,
+    for_resolve: i64,
 }
 
 async fn fixture(app: &TestApp) -> Fixture {
-    let (_, editor) = app.staff("Eddie", "EDITOR").await;
+    let (editor_id, editor) = app.staff("Eddie", "EDITOR").await;
     let (agent_id, agent) = app.staff("Agnes", "AGENT").await;
     let (_, analyst) = app.staff("Ana", "ANALYST").await;
     let channel = app.seed_channel().await;
@@ -44,6 +55,23 @@ async fn fixture(app: &TestApp) -> Fixture {
         .unwrap()
         .parse()
         .unwrap();
+    let sales = app.department("Sales", "SMART").await;
+    app.gql(
+        &app.admin_token,
+        "mutation($id:ID!,$d:ID!){ updateStaff(id:$id, input:{departmentIds:[$d]}){ id } }",
+        json!({"id": agent_id.to_string(), "d": sales.to_string()}),
+    )
+    .await
+    .data();
+    let normal = entity::Priority::Normal;
+    let sales_queued = app.seed_queued(channel, Some(sales), normal, None).await;
+    let returns_queued = app
+        .seed_queued(channel, Some(department), normal, None)
+        .await;
+    let for_assign = app.seed_queued(channel, None, normal, None).await;
+    let for_transfer = app.seed_queued(channel, None, normal, None).await;
+    let for_unassign = app.seed_conversation(channel, Some(editor_id)).await;
+    let for_resolve = app.seed_queued(channel, None, normal, None).await;
     Fixture {
         tokens: vec![
             ("ADMIN", app.admin_token.clone()),
@@ -56,6 +84,14 @@ async fn fixture(app: &TestApp) -> Fixture {
         other,
         contact_of_mine,
         department,
+        editor_id,
+        sales,
+        sales_queued,
+        returns_queued,
+        for_assign,
+        for_transfer,
+        for_unassign,
+        for_resolve,
     }
 }
 
@@ -69,6 +105,7 @@ fn operations(
     const STAFF: &[&str] = &["ADMIN", "EDITOR", "AGENT"];
     const MANAGERS: &[&str] = &["ADMIN", "EDITOR"];
     const ADMIN: &[&str] = &["ADMIN"];
+    const REPORTS: &[&str] = &["ADMIN", "EDITOR", "ANALYST"];
     let mine = f.mine.to_string();
     let other = f.other.to_string();
     vec![
@@ -98,6 +135,37 @@ fn operations(
         ("updateStaff", "mutation($id:ID!){ updateStaff(id:$id, input:{maxConcurrent:3}){ id } }".into(), json!({"id": f.agent_id.to_string()}), ADMIN),
         ("createApiToken", "mutation { createApiToken(name:\"BI\") { secret } }".into(), json!({}), ADMIN),
         ("deleteConversation", "mutation($id:ID!){ deleteConversation(id:$id) }".into(), json!({"id": "999999"}), ADMIN),
+        // Messaging: the customer never wrote, so an allowed text ends in OUTSIDE_WINDOW.
+        ("sendMessage (own)", "mutation($id:ID!){ sendMessage(input:{conversationId:$id, text:\"Ciao\"}){ id } }".into(), json!({"id": mine}), STAFF),
+        ("sendMessage (other)", "mutation($id:ID!){ sendMessage(input:{conversationId:$id, text:\"Ciao\"}){ id } }".into(), json!({"id": other}), MANAGERS),
+        ("billing", "{ billing(from:\"2026-01-01T00:00:00Z\", to:\"2027-01-01T00:00:00Z\"){ totals { totalMicros } } }".into(), json!({}), REPORTS),
+        ("cannedResponses", "{ cannedResponses { id } }".into(), json!({}), ALL),
+        ("createCannedResponse", format!("mutation {{ createCannedResponse(input:{{shortcut:\"c-{role}\", title:\"T\", body:\"B\"}}) {{ id }} }}"), json!({}), MANAGERS),
+        ("updateCannedResponse", "mutation { updateCannedResponse(id:\"999999\", input:{title:\"T\"}) { id } }".into(), json!({}), MANAGERS),
+        ("deleteCannedResponse", "mutation { deleteCannedResponse(id:\"999999\") { id } }".into(), json!({}), MANAGERS),
+        // Presence, queues and assignment. An allowed operation may still be
+        // refused for what it asks (CONFLICT, BAD_USER_INPUT): only FORBIDDEN counts.
+        ("heartbeat", "mutation { heartbeat { id presence } }".into(), json!({}), STAFF),
+        ("typing (own)", "mutation($id:ID!){ typing(conversationId:$id){ id } }".into(), json!({"id": mine}), STAFF),
+        ("typing (other)", "mutation($id:ID!){ typing(conversationId:$id){ id } }".into(), json!({"id": other}), MANAGERS),
+        ("queue", "{ queue { edges { node { id } } } }".into(), json!({}), STAFF),
+        ("queue (own department)", "query($d:ID){ queue(departmentId:$d){ edges { cursor } } }".into(), json!({"d": f.sales.to_string()}), STAFF),
+        ("queue (other department)", "query($d:ID){ queue(departmentId:$d){ edges { cursor } } }".into(), json!({"d": f.department.to_string()}), MANAGERS),
+        ("assignmentHistory (own)", "query($id:ID!){ assignmentHistory(conversationId:$id){ id } }".into(), json!({"id": mine}), STAFF),
+        ("assignmentHistory (other)", "query($id:ID!){ assignmentHistory(conversationId:$id){ id } }".into(), json!({"id": other}), MANAGERS),
+        ("onlineTime (own)", "{ onlineTime(from:\"2026-01-01T00:00:00Z\", to:\"2026-01-02T00:00:00Z\"){ totalOnlineSeconds } }".into(), json!({}), ALL),
+        ("onlineTime (someone else)", "query($u:ID){ onlineTime(userId:$u, from:\"2026-01-01T00:00:00Z\", to:\"2026-01-02T00:00:00Z\"){ totalOnlineSeconds } }".into(), json!({"u": f.editor_id.to_string()}), REPORTS),
+        ("assign", "mutation($c:ID!,$a:ID!){ assign(conversationId:$c, agentId:$a){ id } }".into(), json!({"c": f.for_assign.to_string(), "a": f.editor_id.to_string()}), MANAGERS),
+        ("claim (own department)", "mutation($c:ID!){ claim(conversationId:$c){ id } }".into(), json!({"c": f.sales_queued.to_string()}), STAFF),
+        ("claim (other department)", "mutation($c:ID!){ claim(conversationId:$c){ id } }".into(), json!({"c": f.returns_queued.to_string()}), MANAGERS),
+        ("transfer (own)", "mutation($c:ID!,$a:ID){ transfer(conversationId:$c, toAgentId:$a){ id } }".into(), json!({"c": mine, "a": f.agent_id.to_string()}), STAFF),
+        ("transfer (other)", "mutation($c:ID!,$d:ID){ transfer(conversationId:$c, toDepartmentId:$d, reason:\"wrong desk\"){ id } }".into(), json!({"c": f.for_transfer.to_string(), "d": f.department.to_string()}), MANAGERS),
+        ("unassign (other)", "mutation($c:ID!){ unassign(conversationId:$c){ id } }".into(), json!({"c": f.for_unassign.to_string()}), MANAGERS),
+        ("resolve (own)", "mutation($c:ID!){ resolve(conversationId:$c){ id } }".into(), json!({"c": mine}), STAFF),
+        ("reopen (own)", "mutation($c:ID!){ reopen(conversationId:$c){ id } }".into(), json!({"c": mine}), STAFF),
+        ("resolve (other)", "mutation($c:ID!){ resolve(conversationId:$c){ id } }".into(), json!({"c": f.for_resolve.to_string()}), MANAGERS),
+        ("setPriority (own)", "mutation($c:ID!){ setPriority(conversationId:$c, priority:HIGH){ id } }".into(), json!({"c": mine}), STAFF),
+        ("setTopic (other)", "mutation($c:ID!){ setTopic(conversationId:$c, topic:\"billing\"){ id } }".into(), json!({"c": other}), MANAGERS),
     ]
 }
 

@@ -226,7 +226,7 @@ impl LiveEvent {
 }
 
 /// Reads a row once; a failed read is not cached (the next subscriber retries).
-async fn once<'a, T, F, Fut>(cell: &'a OnceCell<Option<T>>, load: F) -> Result<Option<&'a T>, DbErr>
+async fn once<T, F, Fut>(cell: &OnceCell<Option<T>>, load: F) -> Result<Option<&T>, DbErr>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Option<T>, DbErr>>,

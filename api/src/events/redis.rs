@@ -99,7 +99,10 @@ impl RedisBus {
 
     /// PING on a connection kept for health checks, within [`HEALTH_TIMEOUT`].
     pub async fn ping(&self) -> Result<(), String> {
-        let mut slot = self.health.conn.lock().await;
+        // Concurrent probes wait for one another, but never past the timeout.
+        let Ok(mut slot) = timeout(HEALTH_TIMEOUT, self.health.conn.lock()).await else {
+            return Err(format!("no answer within {HEALTH_TIMEOUT:?}"));
+        };
         let client = &self.health.client;
         let result = timeout(HEALTH_TIMEOUT, async {
             if slot.is_none() {
@@ -315,7 +318,9 @@ async fn subscribe_loop(
                 match ended {
                     Ended::Stopped => return,
                     Ended::Lost(reason) => {
-                        tracing::warn!(%reason, "redis subscription lost: reconnecting")
+                        if let Some(suppressed) = failure_log.allow() {
+                            tracing::warn!(%reason, suppressed, "redis subscription lost: reconnecting");
+                        }
                     }
                 }
             }

@@ -23,6 +23,8 @@ fn optional_id(id: Option<ID>, field: &str) -> Result<Option<i64>> {
 /// One entry of a conversation's assignment history.
 pub struct AssignmentRecord(pub assignment::Model);
 
+// `fromAgent`/`fromDepartment` are GraphQL field names, not conversions.
+#[allow(clippy::wrong_self_convention)]
 #[Object]
 impl AssignmentRecord {
     async fn id(&self) -> ID {

@@ -342,7 +342,7 @@ impl MessagingQuery {
         to: DateTime<Utc>,
         channel_id: Option<ID>,
         conversation_id: Option<ID>,
-        #[graphql(default)] granularity: BillingGranularity,
+        #[graphql(desc = "MONTH when omitted")] granularity: Option<BillingGranularity>,
     ) -> Result<Billing> {
         let filter = BillingFilter {
             from,
@@ -353,7 +353,7 @@ impl MessagingQuery {
             conversation_id: conversation_id
                 .map(|id| parse_id(&id, "conversationId"))
                 .transpose()?,
-            granularity: match granularity {
+            granularity: match granularity.unwrap_or_default() {
                 BillingGranularity::Day => Granularity::Day,
                 BillingGranularity::Month => Granularity::Month,
             },

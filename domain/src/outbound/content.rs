@@ -159,9 +159,10 @@ pub struct Template {
     pub parameters: Vec<String>,
 }
 
-/// A message that passed every check.
+/// A message that passed every check. Stored as the message's `payload`,
+/// tagged by `type`, and read back by the outbox worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum OutboundContent {
     Text {
         body: String,
@@ -660,6 +661,29 @@ mod tests {
             parameters: vec![],
         });
         assert_eq!(field_of(both.parse()), "input");
+    }
+
+    #[test]
+    fn every_kind_survives_the_payload_round_trip() {
+        let kinds = [
+            text("hi").parse().unwrap(),
+            media(MediaKind::Video, "video/mp4", 10).parse().unwrap(),
+            ContentInput {
+                template: Some(Template {
+                    name: "hello".into(),
+                    language: "en".into(),
+                    parameters: vec!["x".into()],
+                }),
+                ..Default::default()
+            }
+            .parse()
+            .unwrap(),
+        ];
+        for c in kinds {
+            let json = serde_json::to_value(&c).unwrap();
+            let back: OutboundContent = serde_json::from_value(json).unwrap();
+            assert_eq!(back, c);
+        }
     }
 
     #[test]

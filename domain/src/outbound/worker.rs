@@ -42,7 +42,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::content::OutboundContent;
-use super::{OUTSIDE_WINDOW_CODE, Retry, SendError, SendRequest, may_automate};
+use super::{MessagingConfig, OUTSIDE_WINDOW_CODE, Retry, SendError, SendRequest, may_automate};
 use crate::audit::{self, Change};
 use crate::events::{EventPayload, Scope};
 use crate::{Actor, Domain, DomainError, Result, window};
@@ -253,44 +253,16 @@ impl Domain {
             .await?
             .ok_or_else(|| DomainError::not_found("channel", row.channel_id))?;
 
-        let content: Option<OutboundContent> = msg
-            .payload
-            .clone()
-            .and_then(|p| serde_json::from_value(p).ok());
         let last_inbound = window::last_customer_message(&conv, Some(&contact));
         let cfg = &self.config.messaging;
-        let refuse = |title: &str| Some((None, title.to_string()));
-        let refused: Option<(Option<i64>, String)> = match (&content, &contact.wa_id) {
-            (None, _) => refuse("the message content cannot be read"),
-            (_, None) => refuse("the customer has no WhatsApp number"),
-            _ if !channel.is_active => refuse("the channel is inactive"),
-            _ if channel.access_token.is_none() => refuse("the channel has no access token"),
-            _ if matches!(msg.sender_kind, SenderKind::Bot | SenderKind::System)
-                && !may_automate(&contact) =>
-            {
-                refuse("the customer opted out of automated messages")
+        let (content, to, token) = match sendable(&msg, &contact, &channel, last_inbound, cfg, now)
+        {
+            Ok(ready) => ready,
+            Err((code, title)) => {
+                self.mark_failed(&row, &msg, &conv, code, &title, now)
+                    .await?;
+                return Ok(Outcome::Failed);
             }
-            (Some(c), _)
-                if !c.is_template()
-                    && !window::is_inside(last_inbound, cfg.service_window, now) =>
-            {
-                Some((
-                    Some(OUTSIDE_WINDOW_CODE),
-                    "Re-engagement message: the customer-service window has closed".into(),
-                ))
-            }
-            _ => None,
-        };
-        let (Some(content), Some(to), Some(token), None) = (
-            content,
-            contact.wa_id.clone(),
-            channel.access_token.clone(),
-            refused.clone(),
-        ) else {
-            let (code, title) = refused.unwrap_or((None, "cannot be sent".into()));
-            self.mark_failed(&row, &msg, &conv, code, &title, now)
-                .await?;
-            return Ok(Outcome::Failed);
         };
 
         if let Err(wait) =
@@ -494,6 +466,48 @@ impl Domain {
         });
         Ok(())
     }
+}
+
+/// What to send, or why the message must fail without reaching Meta (an
+/// optional Meta-like code and a title for the agent).
+fn sendable(
+    msg: &message::Model,
+    contact: &contact::Model,
+    channel: &channel::Model,
+    last_inbound: Option<DateTime<Utc>>,
+    cfg: &MessagingConfig,
+    now: DateTime<Utc>,
+) -> std::result::Result<(OutboundContent, String, String), (Option<i64>, String)> {
+    let refuse = |title: &str| (None, title.to_string());
+    let content: OutboundContent = msg
+        .payload
+        .clone()
+        .and_then(|p| serde_json::from_value(p).ok())
+        .ok_or_else(|| refuse("the message content cannot be read"))?;
+    let to = contact
+        .wa_id
+        .clone()
+        .filter(|_| contact.erased_at.is_none())
+        .ok_or_else(|| refuse("the customer has no WhatsApp number"))?;
+    if !channel.is_active {
+        return Err(refuse("the channel is inactive"));
+    }
+    let token = channel
+        .access_token
+        .clone()
+        .ok_or_else(|| refuse("the channel has no access token"))?;
+    let automated = matches!(msg.sender_kind, SenderKind::Bot | SenderKind::System);
+    if automated && !may_automate(contact) {
+        return Err(refuse("the customer opted out of automated messages"));
+    }
+    // Meta would refuse with 131047; so do we, without the round trip.
+    if !content.is_template() && !window::is_inside(last_inbound, cfg.service_window, now) {
+        return Err((
+            Some(OUTSIDE_WINDOW_CODE),
+            "Re-engagement message: the customer-service window has closed".into(),
+        ));
+    }
+    Ok((content, to, token))
 }
 
 /// Error texts fit a VARCHAR(255) column on PostgreSQL.
