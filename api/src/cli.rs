@@ -117,6 +117,16 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Demo { conversations } => {
             let (domain, _) =
                 open_domain(&config, Arc::new(SystemClock), Arc::new(NoEvents)).await?;
+            // A fresh demo database gets its admin like a first start does.
+            if let Some(password) = domain
+                .ensure_initial_admin(&config.admin_email, config.admin_password.as_deref())
+                .await?
+            {
+                println!(
+                    "created the first admin {} with password {password}",
+                    config.admin_email
+                );
+            }
             let summary = crate::demo::run(&domain, conversations).await?;
             println!("{summary}");
         }

@@ -43,7 +43,7 @@
 //! row locked (`FOR UPDATE`) on PostgreSQL. Several workers in several
 //! instances can run this at once; a lost race just moves on.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use entity::{
@@ -65,6 +65,16 @@ use crate::{Actor, Domain, Result};
 const MAX_SCAN: u64 = 5_000;
 /// Attempts to place one conversation before a pass moves on.
 const MAX_ATTEMPTS: usize = 8;
+/// Assignments of one pass in flight at once (each its own transaction).
+const PARALLEL_ASSIGNMENTS: usize = 8;
+
+/// A queued conversation being placed, with the agents that turned out full.
+struct Placement {
+    id: i64,
+    department_id: Option<i64>,
+    topic: Option<String>,
+    excluded: BTreeSet<i64>,
+}
 
 /// An agent as routing sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -317,58 +327,85 @@ impl Domain {
             .into_tuple()
             .all(&self.db)
             .await?;
+        // Choices are made in memory, a batch at a time, and the batch's
+        // conditional UPDATEs run concurrently: the database still decides
+        // (a stale choice comes back as `AgentFull` or `Gone`), the pass just
+        // does not wait for one commit before starting the next.
+        let mut pending: VecDeque<Placement> = queued
+            .into_iter()
+            .map(|(id, department_id, topic)| Placement {
+                id,
+                department_id,
+                topic,
+                excluded: BTreeSet::new(),
+            })
+            .collect();
         let mut assigned = vec![];
-        for (id, department_id, topic) in queued {
-            if !team.has_room() {
-                break;
-            }
-            let department = department_id.and_then(|d| departments.get(&d));
-            let round_robin = department
-                .filter(|d| d.routing_strategy == RoutingStrategy::RoundRobin)
-                .map(|d| (d.id, d.round_robin_cursor));
-            let keys = skill_keys(department.map(|d| d.name.as_str()), topic.as_deref());
-            let requirement = has_skill_requirement(&keys, &declared);
-            let mut excluded: BTreeSet<i64> = BTreeSet::new();
-            for _ in 0..MAX_ATTEMPTS {
-                let pool = team.agents.iter().filter(|c| !excluded.contains(&c.id));
+        while team.has_room() {
+            let mut batch = vec![];
+            while batch.len() < PARALLEL_ASSIGNMENTS
+                && let Some(item) = pending.pop_front()
+            {
+                if item.excluded.len() >= MAX_ATTEMPTS {
+                    continue;
+                }
+                let department = item.department_id.and_then(|d| departments.get(&d));
+                let round_robin = department
+                    .filter(|d| d.routing_strategy == RoutingStrategy::RoundRobin)
+                    .map(|d| (d.id, d.round_robin_cursor));
+                let keys = skill_keys(department.map(|d| d.name.as_str()), item.topic.as_deref());
+                let requirement = has_skill_requirement(&keys, &declared);
+                let pool = team
+                    .agents
+                    .iter()
+                    .filter(|c| !item.excluded.contains(&c.id));
                 let choice = match round_robin {
                     Some((dep, cursor)) => {
                         choose_round_robin(pool.filter(|c| c.departments.contains(&dep)), cursor)
                     }
                     None => choose_smart(
-                        pool.filter(|c| matches_smart(c, department_id, &keys, requirement)),
+                        pool.filter(|c| matches_smart(c, item.department_id, &keys, requirement)),
                     ),
                 };
+                // Nobody fits: it waits for someone to free up or come online.
                 let Some(agent) = choice.map(|c| c.id) else {
-                    break;
+                    continue;
                 };
-                match self
-                    .assign_queued(id, agent, round_robin.map(|(d, _)| d))
-                    .await?
-                {
-                    AssignOutcome::Assigned(after) => {
-                        if let Some(c) = team.get_mut(agent) {
-                            c.load += 1;
-                            c.last_assigned_at = Some(now);
-                        }
-                        if let Some(d) = round_robin.and_then(|(d, _)| departments.get_mut(&d)) {
-                            d.round_robin_cursor = Some(agent);
-                        }
-                        assigned.push(*after);
-                        break;
-                    }
-                    // Another worker got there first: our view of the loads is
-                    // stale, so refresh it (a pass then ends as soon as the
-                    // team is really full, instead of walking the whole queue).
-                    AssignOutcome::Gone => {
-                        self.refresh_loads(&mut team).await?;
-                        break;
-                    }
+                if let Some(c) = team.get_mut(agent) {
+                    c.load += 1;
+                    c.last_assigned_at = Some(now);
+                }
+                let round_robin = round_robin.map(|(d, _)| d);
+                if let Some(d) = round_robin.and_then(|d| departments.get_mut(&d)) {
+                    d.round_robin_cursor = Some(agent);
+                }
+                batch.push((item, agent, round_robin));
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let outcomes = futures_util::future::join_all(
+                batch
+                    .iter()
+                    .map(|(item, agent, rr)| self.assign_queued(item.id, *agent, *rr)),
+            )
+            .await;
+            let mut stale = false;
+            for ((mut item, agent, _), outcome) in batch.into_iter().zip(outcomes) {
+                match outcome? {
+                    AssignOutcome::Assigned(after) => assigned.push(*after),
+                    // Another worker took it.
+                    AssignOutcome::Gone => stale = true,
+                    // Our view of the loads was stale: try someone else.
                     AssignOutcome::AgentFull => {
-                        self.refresh_loads(&mut team).await?;
-                        excluded.insert(agent);
+                        stale = true;
+                        item.excluded.insert(agent);
+                        pending.push_front(item);
                     }
                 }
+            }
+            if stale {
+                self.refresh_loads(&mut team).await?;
             }
         }
         if !assigned.is_empty() {
