@@ -273,15 +273,11 @@ impl Domain {
         target_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
+        // The insert comes first: it claims the level (the unique index makes a
+        // second instance wait, then do nothing) and makes this a write
+        // transaction from its first statement (SQLite then waits for the lock
+        // instead of failing to upgrade a read).
         let txn = self.db.begin().await?;
-        let Some(current) = conversation::Entity::find_by_id(c.id).one(&txn).await? else {
-            txn.rollback().await?;
-            return Ok(false);
-        };
-        if !still_running(&current, kind) {
-            txn.rollback().await?;
-            return Ok(false);
-        }
         let late =
             (level == SlaLevel::Breach).then(|| std::cmp::max((now - target_at).num_seconds(), 0));
         let row = sla_event::ActiveModel {
@@ -315,6 +311,12 @@ impl Domain {
             txn.rollback().await?;
             return Ok(false);
         }
+        let current = conversation::Entity::find_by_id(c.id).one(&txn).await?;
+        let Some(current) = current.filter(|cur| still_running(cur, kind)) else {
+            // Answered, resolved or paused since it was read.
+            txn.rollback().await?;
+            return Ok(false);
+        };
         let mut after = After::default();
         let mut scope = Scope::from(&current);
         match level {
