@@ -810,7 +810,10 @@ async fn compliance_and_escalation_rates_match_a_known_data_set() {
         .await;
     let rows = r.data()["slaReport"].as_array().unwrap().clone();
     assert_eq!(rows.len(), 2, "{rows:?}");
-    let ra = rows.iter().find(|r| r["key"] == a.to_string()).unwrap();
+    let ra = rows
+        .iter()
+        .find(|r| r["key"] == json!(a.to_string()))
+        .unwrap();
     assert_eq!(ra["conversations"], 10);
     assert_eq!(ra["firstResponseDecided"], 10);
     assert_eq!(ra["firstResponseMet"], 8);
@@ -821,7 +824,10 @@ async fn compliance_and_escalation_rates_match_a_known_data_set() {
     assert_eq!(ra["meetsComplianceTarget"], false);
     assert_eq!(ra["escalationRate"], 0.1);
     assert_eq!(ra["escalationWithinLimit"], true);
-    let rb = rows.iter().find(|r| r["key"] == b.to_string()).unwrap();
+    let rb = rows
+        .iter()
+        .find(|r| r["key"] == json!(b.to_string()))
+        .unwrap();
     assert_eq!(rb["conversations"], 3);
     assert_eq!(rb["firstResponseCompliance"], 1.0);
     assert_eq!(rb["meetsComplianceTarget"], true);

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use entity::{SlaKind, SlaLevel, conversation, sla_event, sla_policy};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, SimpleExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -305,9 +305,9 @@ impl Domain {
             SlaGroupBy::Agent => Some(C::AssigneeId),
             SlaGroupBy::Channel => Some(C::ChannelId),
         };
-        let key: SimpleExpr = match key_col {
-            Some(col) => Expr::col(col).into(),
-            None => Expr::val(0i64).cast_as("BIGINT").into(),
+        let key: Expr = match key_col {
+            Some(col) => Expr::col(col),
+            None => Expr::val(0i64).cast_as("BIGINT"),
         };
         let mut q = conversation::Entity::find()
             .select_only()
