@@ -17,6 +17,8 @@
 //! (conversation, kind, level); the side effects run in the same transaction
 //! only when this instance's insert won, so two workers never double-escalate.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use entity::{
     AssignmentKind, DeliveryStatus, Direction, MessageType, OutboxStatus, Priority, SenderKind,
@@ -95,8 +97,18 @@ fn policy_filter(policy: Option<&sla_policy::Model>) -> Condition {
     }
 }
 
-/// The candidate query of one policy and clock (public for the benchmark's
-/// query plan).
+/// The column a clock's candidates are read in order of (its partial index
+/// of running clocks, migration `m20261202_000001`).
+pub fn order_column(kind: SlaKind) -> conversation::Column {
+    match kind {
+        SlaKind::FirstResponse => conversation::Column::FirstResponseDueAt,
+        SlaKind::Resolution => conversation::Column::ResolutionDueAt,
+        SlaKind::ImportantWait => conversation::Column::CreatedAt,
+    }
+}
+
+/// The candidate query of one policy and clock, up to `horizon` (public for
+/// the benchmark's query plan).
 pub fn candidates(
     policy: Option<&sla_policy::Model>,
     kind: SlaKind,
@@ -105,22 +117,50 @@ pub fn candidates(
     let q = conversation::Entity::find()
         .filter(policy_filter(policy))
         .filter(conversation::Column::Status.is_in(ACTIVE))
-        .filter(conversation::Column::SlaPausedAt.is_null());
+        .filter(conversation::Column::SlaPausedAt.is_null())
+        .filter(conversation::Column::ResolvedAt.is_null())
+        .filter(order_column(kind).lte(horizon));
     match kind {
         SlaKind::FirstResponse => q
             .filter(conversation::Column::FirstResponseAt.is_null())
-            .filter(conversation::Column::FirstResponseDueAt.lte(horizon))
             .filter(lacks(kind, SlaLevel::Breach)),
-        SlaKind::Resolution => q
-            .filter(conversation::Column::ResolvedAt.is_null())
-            .filter(conversation::Column::ResolutionDueAt.lte(horizon))
-            .filter(lacks(kind, SlaLevel::Breach)),
+        SlaKind::Resolution => q.filter(lacks(kind, SlaLevel::Breach)),
         SlaKind::ImportantWait => q
             .filter(conversation::Column::Priority.is_in([Priority::High, Priority::Urgent]))
             .filter(conversation::Column::FirstResponseAt.is_null())
             .filter(conversation::Column::FirstResponseDueAt.is_not_null())
-            .filter(conversation::Column::CreatedAt.lte(horizon))
             .filter(lacks(kind, SlaLevel::Alert)),
+    }
+}
+
+/// One page of candidates after `(at, id)`, in index order.
+pub fn candidates_page(
+    policy: Option<&sla_policy::Model>,
+    kind: SlaKind,
+    horizon: DateTime<Utc>,
+    after: Option<(DateTime<Utc>, i64)>,
+) -> sea_orm::Select<conversation::Entity> {
+    let col = order_column(kind);
+    let mut q = candidates(policy, kind, horizon);
+    if let Some((at, id)) = after {
+        q = q.filter(
+            Condition::any().add(col.gt(at)).add(
+                Condition::all()
+                    .add(col.eq(at))
+                    .add(conversation::Column::Id.gt(id)),
+            ),
+        );
+    }
+    q.order_by_asc(col)
+        .order_by_asc(conversation::Column::Id)
+        .limit(BATCH)
+}
+
+fn order_key(c: &conversation::Model, kind: SlaKind) -> Option<DateTime<Utc>> {
+    match kind {
+        SlaKind::FirstResponse => c.first_response_due_at,
+        SlaKind::Resolution => c.resolution_due_at,
+        SlaKind::ImportantWait => Some(c.created_at),
     }
 }
 
@@ -186,25 +226,35 @@ impl Domain {
         now: DateTime<Utc>,
         report: &mut SweepReport,
     ) -> Result<()> {
-        let mut after_id = 0i64;
+        let mut after = None;
         loop {
-            let page = candidates(policy, kind, horizon)
-                .filter(conversation::Column::Id.gt(after_id))
-                .order_by_asc(conversation::Column::Id)
-                .limit(BATCH)
+            let page = candidates_page(policy, kind, horizon, after)
                 .all(&self.db)
                 .await?;
             let Some(last) = page.last() else {
                 return Ok(());
             };
-            after_id = last.id;
+            after = order_key(last, kind).map(|at| (at, last.id));
             let full = page.len() as u64 == BATCH;
             report.examined += page.len();
+            // Levels already recorded are skipped without a transaction (the
+            // unique index still decides when two instances race).
+            let recorded: HashSet<(i64, SlaLevel)> = sla_event::Entity::find()
+                .select_only()
+                .column(sla_event::Column::ConversationId)
+                .column(sla_event::Column::Level)
+                .filter(sla_event::Column::ConversationId.is_in(page.iter().map(|c| c.id)))
+                .filter(sla_event::Column::Kind.eq(kind))
+                .into_tuple::<(i64, SlaLevel)>()
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .collect();
             for c in page {
                 let eff = rules.of(&c);
-                self.judge(&c, &eff, kind, now, report).await?;
+                self.judge(&c, &eff, kind, now, &recorded, report).await?;
             }
-            if !full {
+            if !full || after.is_none() {
                 return Ok(());
             }
         }
@@ -217,13 +267,16 @@ impl Domain {
         eff: &Effective,
         kind: SlaKind,
         now: DateTime<Utc>,
+        recorded: &HashSet<(i64, SlaLevel)>,
         report: &mut SweepReport,
     ) -> Result<()> {
+        let new = |level: SlaLevel| !recorded.contains(&(c.id, level));
         let (due, target) = match kind {
             SlaKind::FirstResponse => (c.first_response_due_at, eff.first_response),
             SlaKind::Resolution => (c.resolution_due_at, eff.resolution),
             SlaKind::ImportantWait => {
                 if now - c.created_at >= super::IMPORTANT_WAIT
+                    && new(SlaLevel::Alert)
                     && self
                         .fire(c, eff, kind, SlaLevel::Alert, c.created_at, now)
                         .await?
@@ -238,12 +291,15 @@ impl Domain {
         };
         let left = eff.calendar.between(now, due);
         if left <= eff.warning_lead(target) {
-            if self.fire(c, eff, kind, SlaLevel::Warning, due, now).await? {
+            if new(SlaLevel::Warning)
+                && self.fire(c, eff, kind, SlaLevel::Warning, due, now).await?
+            {
                 report.warnings += 1;
             }
-            if self
-                .fire(c, eff, kind, SlaLevel::Escalation, due, now)
-                .await?
+            if new(SlaLevel::Escalation)
+                && self
+                    .fire(c, eff, kind, SlaLevel::Escalation, due, now)
+                    .await?
             {
                 report.escalations += 1;
                 if eff.escalation.kind == entity::EscalationKind::Functional
@@ -254,7 +310,10 @@ impl Domain {
                 }
             }
         }
-        if now >= due && self.fire(c, eff, kind, SlaLevel::Breach, due, now).await? {
+        if now >= due
+            && new(SlaLevel::Breach)
+            && self.fire(c, eff, kind, SlaLevel::Breach, due, now).await?
+        {
             report.breaches += 1;
             if eff.notify_customer_on_breach {
                 report.notices += 1;
