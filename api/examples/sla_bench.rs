@@ -4,7 +4,7 @@
 //! in the last 6 hours, 2,000 unanswered from the last 10 minutes, 5,000
 //! unanswered and already breached hours ago, 10 % high priority), prints the
 //! query plans of the sweep's candidate queries (EXPLAIN ANALYZE), then times
-//! three consecutive sweeps with the real clock.
+//! five consecutive sweeps with the real clock.
 //!
 //! ```text
 //! cargo run -p api --example sla_bench -- postgres://postgres@127.0.0.1:5432/sla_bench
@@ -116,7 +116,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     println!();
-    for n in 1..=3 {
+    for n in 1..=5 {
         let t = Instant::now();
         let report = domain.run_sla_sweep().await?;
         println!(

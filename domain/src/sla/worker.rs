@@ -19,7 +19,7 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use entity::{
     AssignmentKind, DeliveryStatus, Direction, MessageType, OutboxStatus, Priority, SenderKind,
     SlaKind, SlaLevel, contact, conversation, department, message, outbox, sla_event, sla_policy,
@@ -274,132 +274,143 @@ impl Domain {
         let (due, target) = match kind {
             SlaKind::FirstResponse => (c.first_response_due_at, eff.first_response),
             SlaKind::Resolution => (c.resolution_due_at, eff.resolution),
-            SlaKind::ImportantWait => {
-                if now - c.created_at >= super::IMPORTANT_WAIT
-                    && new(SlaLevel::Alert)
-                    && self
-                        .fire(c, eff, kind, SlaLevel::Alert, c.created_at, now)
-                        .await?
-                {
-                    report.alerts += 1;
-                }
-                return Ok(());
-            }
+            SlaKind::ImportantWait => (Some(c.created_at), Duration::zero()),
         };
         let Some(due) = due else {
             return Ok(());
         };
-        let left = eff.calendar.between(now, due);
-        if left <= eff.warning_lead(target) {
-            if new(SlaLevel::Warning)
-                && self.fire(c, eff, kind, SlaLevel::Warning, due, now).await?
-            {
-                report.warnings += 1;
+        let mut levels = vec![];
+        if kind == SlaKind::ImportantWait {
+            if now - c.created_at >= super::IMPORTANT_WAIT {
+                levels.push(SlaLevel::Alert);
             }
-            if new(SlaLevel::Escalation)
-                && self
-                    .fire(c, eff, kind, SlaLevel::Escalation, due, now)
-                    .await?
-            {
-                report.escalations += 1;
-                if eff.escalation.kind == entity::EscalationKind::Functional
-                    && eff.escalation.to_department_id.is_some()
-                    && eff.escalation.to_department_id != c.department_id
-                {
-                    report.notices += 1;
-                }
+        } else {
+            if eff.calendar.between(now, due) <= eff.warning_lead(target) {
+                levels.extend([SlaLevel::Warning, SlaLevel::Escalation]);
+            }
+            if now >= due {
+                levels.push(SlaLevel::Breach);
             }
         }
-        if now >= due
-            && new(SlaLevel::Breach)
-            && self.fire(c, eff, kind, SlaLevel::Breach, due, now).await?
-        {
-            report.breaches += 1;
-            if eff.notify_customer_on_breach {
-                report.notices += 1;
+        levels.retain(|l| new(*l));
+        if levels.is_empty() {
+            return Ok(());
+        }
+        for level in self.fire(c, eff, kind, &levels, due, now).await? {
+            match level {
+                SlaLevel::Warning => report.warnings += 1,
+                SlaLevel::Escalation => {
+                    report.escalations += 1;
+                    if eff.escalation.kind == entity::EscalationKind::Functional
+                        && eff.escalation.to_department_id.is_some()
+                        && eff.escalation.to_department_id != c.department_id
+                    {
+                        report.notices += 1;
+                    }
+                }
+                SlaLevel::Breach => {
+                    report.breaches += 1;
+                    if eff.notify_customer_on_breach {
+                        report.notices += 1;
+                    }
+                }
+                SlaLevel::Alert => report.alerts += 1,
             }
         }
         Ok(())
     }
 
-    /// Records one level once; returns whether this call recorded it.
+    /// Records the given levels of one clock, each at most once, in one
+    /// transaction; returns those this call recorded. Levels are always
+    /// claimed in the same order (warning, escalation, breach), so two
+    /// instances wait for each other instead of deadlocking.
     async fn fire(
         &self,
         c: &conversation::Model,
         eff: &Effective,
         kind: SlaKind,
-        level: SlaLevel,
+        levels: &[SlaLevel],
         target_at: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<bool> {
-        // The insert comes first: it claims the level (the unique index makes a
-        // second instance wait, then do nothing) and makes this a write
-        // transaction from its first statement (SQLite then waits for the lock
-        // instead of failing to upgrade a read).
+    ) -> Result<Vec<SlaLevel>> {
+        // The inserts come first: each claims its level (the unique index
+        // makes a second instance wait, then do nothing) and they make this a
+        // write transaction from its first statement (SQLite then waits for
+        // the lock instead of failing to upgrade a read).
         let txn = self.db.begin().await?;
-        let late =
-            (level == SlaLevel::Breach).then(|| std::cmp::max((now - target_at).num_seconds(), 0));
-        let row = sla_event::ActiveModel {
-            conversation_id: Set(c.id),
-            kind: Set(kind),
-            level: Set(level),
-            target_at: Set(target_at),
-            occurred_at: Set(now),
-            late_secs: Set(late),
-            details: Set(Some(json!({
-                "policyId": eff.policy_id,
-                "policy": eff.name,
-                "warnPercent": eff.warn_percent,
-            }))),
-            ..Default::default()
-        };
-        let inserted = sla_event::Entity::insert(row)
-            .on_conflict(
-                OnConflict::columns([
-                    sla_event::Column::ConversationId,
-                    sla_event::Column::Kind,
-                    sla_event::Column::Level,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-        if inserted == 0 {
+        let mut won = vec![];
+        for &level in levels {
+            let late = (level == SlaLevel::Breach)
+                .then(|| std::cmp::max((now - target_at).num_seconds(), 0));
+            let row = sla_event::ActiveModel {
+                conversation_id: Set(c.id),
+                kind: Set(kind),
+                level: Set(level),
+                target_at: Set(target_at),
+                occurred_at: Set(now),
+                late_secs: Set(late),
+                details: Set(Some(json!({
+                    "policyId": eff.policy_id,
+                    "policy": eff.name,
+                    "warnPercent": eff.warn_percent,
+                }))),
+                ..Default::default()
+            };
+            let inserted = sla_event::Entity::insert(row)
+                .on_conflict(
+                    OnConflict::columns([
+                        sla_event::Column::ConversationId,
+                        sla_event::Column::Kind,
+                        sla_event::Column::Level,
+                    ])
+                    .do_nothing()
+                    .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
+            if inserted == 1 {
+                won.push(level);
+            }
+        }
+        if won.is_empty() {
             // Another instance got there first.
             txn.rollback().await?;
-            return Ok(false);
+            return Ok(won);
         }
         let current = conversation::Entity::find_by_id(c.id).one(&txn).await?;
-        let Some(current) = current.filter(|cur| still_running(cur, kind)) else {
+        let Some(mut current) = current.filter(|cur| still_running(cur, kind)) else {
             // Answered, resolved or paused since it was read.
             txn.rollback().await?;
-            return Ok(false);
+            return Ok(vec![]);
         };
         let mut after = After::default();
-        let mut scope = Scope::from(&current);
-        match level {
-            SlaLevel::Escalation => {
-                let moved = self
-                    .escalate(&txn, &current, eff, kind, now, &mut after)
-                    .await?;
-                scope = Scope::from(&moved);
+        let mut alerts = vec![];
+        for &level in &won {
+            match level {
+                SlaLevel::Escalation => {
+                    current = self
+                        .escalate(&txn, &current, eff, kind, now, &mut after)
+                        .await?;
+                }
+                SlaLevel::Breach if eff.notify_customer_on_breach => {
+                    let text = super::breach_text(current.language.as_deref());
+                    self.queue_notice(&txn, &current, text, now, &mut after)
+                        .await?;
+                }
+                _ => {}
             }
-            SlaLevel::Breach if eff.notify_customer_on_breach => {
-                let text = super::breach_text(current.language.as_deref());
-                self.queue_notice(&txn, &current, text, now, &mut after)
-                    .await?;
-            }
-            _ => {}
+            alerts.push(EventPayload::SlaAlert {
+                scope: Scope::from(&current),
+                kind: kind_name(kind).into(),
+                level: level_name(level).into(),
+            });
         }
         txn.commit().await?;
-        self.emit(EventPayload::SlaAlert {
-            scope,
-            kind: kind_name(kind).into(),
-            level: level_name(level).into(),
-        });
+        for alert in alerts {
+            self.emit(alert);
+        }
         self.publish_after(after).await;
-        Ok(true)
+        Ok(won)
     }
 
     /// Escalation at the warning threshold, inside `fire`'s transaction.
