@@ -987,3 +987,96 @@ async fn an_agent_hears_sla_alerts_of_its_own_conversations_only() {
     assert!(!seen.contains(&other.to_string()));
     quiet(&mut ws, std::time::Duration::from_millis(300)).await;
 }
+
+#[tokio::test]
+async fn the_due_time_follows_the_end_of_summer_time_in_rome() {
+    let app = desk().await;
+    let hours = rome_office(&app, json!([])).await;
+    create_policy(
+        &app,
+        json!({"name": "Standard", "firstResponseSeconds": 7200, "resolutionSeconds": 86400,
+            "businessHoursId": hours.to_string()}),
+    )
+    .await;
+    // Friday 2026-10-23 17:00 in Rome (UTC+2); summer time ends on Sunday.
+    app.clock
+        .set(Utc.with_ymd_and_hms(2026, 10, 23, 15, 0, 0).unwrap());
+    let c = customer_writes(&app, "393330000040", "Salve").await;
+    let sla = sla_of(&app, c).await;
+    // One hour on Friday, one on Monday: 10:00 in Rome, now UTC+1.
+    assert_eq!(
+        at(&sla["firstResponseDueAt"]),
+        Utc.with_ymd_and_hms(2026, 10, 26, 9, 0, 0).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_topic_tolerance_replaces_the_first_response_target() {
+    let app = desk().await;
+    create_policy(
+        &app,
+        json!({"name": "Standard", "firstResponseSeconds": 600, "resolutionSeconds": 86400,
+            "topicTolerances": [{"topic": "logistics", "seconds": 720}, {"topic": "price complaint", "seconds": 480}]}),
+    )
+    .await;
+    let start = app.now();
+    let c = customer_writes(&app, "393330000041", "Dov'è il mio pacco?").await;
+    app.gql(
+        &app.admin_token,
+        "mutation($c:ID!){ setTopic(conversationId:$c, topic:\"Logistics\"){ id } }",
+        json!({"c": c.to_string()}),
+    )
+    .await
+    .data();
+    let sla = sla_of(&app, c).await;
+    assert_eq!(sla["firstResponseTargetSeconds"], 720);
+    assert_eq!(
+        at(&sla["firstResponseDueAt"]),
+        start + Duration::minutes(12)
+    );
+    // Warning at 80 % of 12 minutes.
+    app.clock.advance(Duration::minutes(9));
+    assert_eq!(app.domain.run_sla_sweep().await.unwrap().warnings, 0);
+    app.clock.advance(Duration::seconds(36));
+    assert_eq!(app.domain.run_sla_sweep().await.unwrap().warnings, 1);
+}
+
+#[tokio::test]
+async fn reopening_starts_a_new_resolution_clock() {
+    let app = desk().await;
+    create_policy(
+        &app,
+        json!({"name": "Standard", "firstResponseSeconds": 600, "resolutionSeconds": 3600}),
+    )
+    .await;
+    let c = customer_writes(&app, "393330000042", "Ciao").await;
+    app.gql(
+        &app.admin_token,
+        "mutation($c:ID!){ resolve(conversationId:$c){ id } }",
+        json!({"c": c.to_string()}),
+    )
+    .await
+    .data();
+    let sla = sla_of(&app, c).await;
+    assert_eq!(sla["events"], json!([]));
+    app.clock.advance(Duration::hours(3));
+    let token = admin(&app).await;
+    app.gql(
+        &token,
+        "mutation($c:ID!){ reopen(conversationId:$c){ id } }",
+        json!({"c": c.to_string()}),
+    )
+    .await
+    .data();
+    let row = app.conversation_row(c).await;
+    assert_eq!(row.resolution_due_at, Some(app.now() + Duration::hours(1)));
+    // Resolved clocks are not swept; the reopened one runs again.
+    app.clock.advance(Duration::minutes(50));
+    let report = app.domain.run_sla_sweep().await.unwrap();
+    assert!(
+        events_of(&app, c)
+            .await
+            .contains(&(SlaKind::Resolution, SlaLevel::Warning)),
+        "{report:?}"
+    );
+}

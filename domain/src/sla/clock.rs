@@ -180,8 +180,16 @@ pub async fn on_change(
     }
     let was_active = ACTIVE.contains(&before.status);
     let is_active = ACTIVE.contains(&after.status);
+    let reopened = !was_active && is_active;
+    let moved = before.priority != after.priority
+        || before.topic != after.topic
+        || before.department_id != after.department_id
+        || before.channel_id != after.channel_id;
+    if !(reopened || (is_active && moved)) {
+        return Ok(after);
+    }
     let rules = Rules::load(db).await?;
-    if !was_active && is_active {
+    if reopened {
         // Reopened: a fresh resolution clock under the policy that fits now.
         let eff = rules.fitting(&after);
         let due = Due {
@@ -191,16 +199,6 @@ pub async fn on_change(
             paused_at: None,
         };
         return store(db, &after, due).await;
-    }
-    if !is_active {
-        return Ok(after);
-    }
-    let moved = before.priority != after.priority
-        || before.topic != after.topic
-        || before.department_id != after.department_id
-        || before.channel_id != after.channel_id;
-    if !moved {
-        return Ok(after);
     }
     let old = rules.of(before);
     let new = rules.fitting(&after);
