@@ -1080,3 +1080,49 @@ async fn reopening_starts_a_new_resolution_clock() {
         "{report:?}"
     );
 }
+
+#[tokio::test]
+async fn updating_business_hours_replaces_the_schedule_and_the_holidays() {
+    let app = desk().await;
+    let id = rome_office(&app, json!([{"date": "2026-12-08", "name": "Immacolata"}])).await;
+    let r = app
+        .gql(
+            &app.admin_token,
+            "mutation($id:ID!, $i: BusinessHoursInput!){ updateBusinessHours(id:$id, input:$i){ id } }",
+            json!({"id": id.to_string(), "i": {"name": "Paris office", "timeZone": "Europe/Paris",
+                "schedule": [{"day": "SATURDAY", "open": "10:00", "close": "12:30"}],
+                "holidays": [{"date": "2026-12-25"}, {"date": "2026-12-26", "name": "Boxing Day"}]}}),
+        )
+        .await;
+    r.data();
+    let r = app
+        .gql(
+            &app.admin_token,
+            "{ businessHours { id name timeZone schedule { day open close } holidays { date name } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r.data()["businessHours"],
+        json!([{"id": id.to_string(), "name": "Paris office", "timeZone": "Europe/Paris",
+            "schedule": [{"day": "SATURDAY", "open": "10:00", "close": "12:30"}],
+            "holidays": [{"date": "2026-12-25", "name": null}, {"date": "2026-12-26", "name": "Boxing Day"}]}])
+    );
+    let audited = audit_log::Entity::find()
+        .filter(audit_log::Column::Action.eq("business_hours.update"))
+        .count(&app.domain.db)
+        .await
+        .unwrap();
+    assert_eq!(audited, 1);
+    let r = app
+        .gql(
+            &app.admin_token,
+            "mutation($id:ID!, $i: BusinessHoursInput!){ updateBusinessHours(id:$id, input:$i){ id } }",
+            json!({"id": id.to_string(), "i": {"name": "X", "timeZone": "Europe/Paris",
+                "schedule": [{"day": "MONDAY", "open": "09:00", "close": "18:00"}],
+                "holidays": [{"date": "2026-12-25"}, {"date": "2026-12-25"}]}}),
+        )
+        .await;
+    r.assert_code("BAD_USER_INPUT");
+    assert_eq!(r.body["errors"][0]["extensions"]["field"], "holidays");
+}

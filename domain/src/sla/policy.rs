@@ -196,6 +196,10 @@ impl Rules {
             .order_by_asc(sla_policy::Column::Id)
             .all(db)
             .await?;
+        // Without policies only the built-in defaults apply (around the clock).
+        if policies.is_empty() {
+            return Ok(Self::default());
+        }
         let hours = business_hours::Entity::find().all(db).await?;
         let mut holidays: HashMap<i64, Vec<NaiveDate>> = HashMap::new();
         for h in holiday::Entity::find().all(db).await? {
