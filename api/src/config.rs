@@ -60,6 +60,8 @@ pub struct Config {
     pub outbox_worker: bool,
     /// Run the routing worker in this process (some tests route by hand).
     pub routing_worker: bool,
+    /// Run the SLA sweep in this process (some tests sweep by hand).
+    pub sla_worker: bool,
     /// The customer-service window: free-form messages only this long after
     /// the customer's last message (Meta: 24 h).
     pub service_window_hours: i64,
@@ -106,6 +108,7 @@ impl Default for Config {
             outbox_rate_per_second: 80,
             outbox_worker: true,
             routing_worker: true,
+            sla_worker: true,
             service_window_hours: 24,
             billing_window_hours: 48,
             free_messages_per_month: 1000,

@@ -131,6 +131,9 @@ impl Application {
         if config.outbox_worker {
             workers::spawn_outbox(domain.clone(), stopped.clone());
         }
+        if config.sla_worker {
+            workers::spawn_sla(domain.clone(), stopped.clone());
+        }
         let routing_bus = config.routing_worker.then(|| events.local().clone());
         workers::spawn_all(domain.clone(), routing_bus, stopped);
         tracing::info!(port, instance = %instance_id, "helpdesk listening");

@@ -120,6 +120,31 @@ pub fn spawn_outbox(domain: Domain, mut stop: watch::Receiver<bool>) {
     });
 }
 
+/// How often the SLA sweep runs.
+const SLA_SWEEP: Duration = Duration::from_secs(10);
+
+/// The SLA worker: a sweep every [`SLA_SWEEP`]. Each warning, escalation and
+/// breach is a row unique per (conversation, kind, level) inserted with
+/// `ON CONFLICT DO NOTHING`, so every instance may run it.
+pub fn spawn_sla(domain: Domain, stop: watch::Receiver<bool>) {
+    tokio::spawn(every(SLA_SWEEP, stop, move || {
+        let domain = domain.clone();
+        async move {
+            match domain.run_sla_sweep().await {
+                Ok(r) if r.warnings + r.escalations + r.breaches + r.alerts > 0 => tracing::info!(
+                    warnings = r.warnings,
+                    escalations = r.escalations,
+                    breaches = r.breaches,
+                    alerts = r.alerts,
+                    "SLA sweep"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "SLA sweep failed"),
+            }
+        }
+    }));
+}
+
 /// Runs `tick` every `period` until told to stop; a tick in progress finishes.
 async fn every<F, Fut>(period: Duration, mut stop: watch::Receiver<bool>, tick: F)
 where

@@ -416,6 +416,8 @@ impl Domain {
             .one(&txn)
             .await?
             .ok_or_else(|| DomainError::not_found("conversation", before.id))?;
+        // SLA (domain::sla): due times follow priority, topic, department and status.
+        let after = crate::sla::clock::on_change(&txn, before, after, now).await?;
         if let Some((kind, reason)) = history {
             record_history(&txn, actor, before, &after, kind, reason, now).await?;
         }

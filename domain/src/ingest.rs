@@ -175,6 +175,8 @@ impl Domain {
         };
         let (conversation, created) =
             find_or_create_conversation(txn, channel, &contact, m, now).await?;
+        // SLA (domain::sla): start the clocks of a new conversation, resume paused ones.
+        let conversation = crate::sla::clock::on_inbound(txn, conversation, created, now).await?;
         let stored = message::ActiveModel {
             conversation_id: Set(conversation.id),
             channel_id: Set(channel.id),

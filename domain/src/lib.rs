@@ -23,6 +23,7 @@ pub mod pagination;
 pub mod permissions;
 pub mod presence;
 pub mod routing;
+pub mod sla;
 pub mod staff;
 pub mod tags;
 pub mod window;

@@ -190,6 +190,9 @@ async fn assert_schema_complete(db: &DatabaseConnection) {
         "uq_surveys_conversation_id_kind_round",
         "uq_holidays_business_hours_id_date",
         "idx_webhook_inbox_status_received_at",
+        "idx_conversations_sla_first_response_running",
+        "idx_conversations_sla_resolution_running",
+        "idx_conversations_sla_unanswered_created_at",
     ] {
         assert!(idx.contains(name), "missing index {name}; have {idx:?}");
     }

@@ -87,6 +87,8 @@ fn base_config(database_url: String) -> Config {
         // Seeded unassigned conversations stay where tests put them; routing
         // tests turn the worker on (or call `domain.route_queue()`).
         routing_worker: false,
+        // SLA tests sweep by hand with `domain.run_sla_sweep()`.
+        sla_worker: false,
         graph_base_url: "http://127.0.0.1:9".into(),
         ..Config::default()
     }

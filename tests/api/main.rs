@@ -16,5 +16,6 @@ mod presence;
 mod query_count;
 mod routing;
 mod schema;
+mod sla;
 mod subscriptions;
 mod webhook;

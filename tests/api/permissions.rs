@@ -166,6 +166,21 @@ fn operations(
         ("resolve (other)", "mutation($c:ID!){ resolve(conversationId:$c){ id } }".into(), json!({"c": f.for_resolve.to_string()}), MANAGERS),
         ("setPriority (own)", "mutation($c:ID!){ setPriority(conversationId:$c, priority:HIGH){ id } }".into(), json!({"c": mine}), STAFF),
         ("setTopic (other)", "mutation($c:ID!){ setTopic(conversationId:$c, topic:\"billing\"){ id } }".into(), json!({"c": other}), MANAGERS),
+        // SLA: policies and business hours are settings; reports for managers and analysts.
+        ("slaPolicies", "{ slaPolicies { id } }".into(), json!({}), ALL),
+        ("businessHours", "{ businessHours { id } }".into(), json!({}), ALL),
+        ("createSlaPolicy", format!("mutation {{ createSlaPolicy(input:{{name:\"P-{role}\", firstResponseSeconds:600, resolutionSeconds:3600}}) {{ id }} }}"), json!({}), ADMIN),
+        ("updateSlaPolicy", "mutation { updateSlaPolicy(id:\"999999\", input:{name:\"P\", firstResponseSeconds:600, resolutionSeconds:3600}) { id } }".into(), json!({}), ADMIN),
+        ("deleteSlaPolicy", "mutation { deleteSlaPolicy(id:\"999999\") }".into(), json!({}), ADMIN),
+        ("createBusinessHours", format!("mutation {{ createBusinessHours(input:{{name:\"H-{role}\", timeZone:\"Europe/Rome\", schedule:[{{day:MONDAY, open:\"09:00\", close:\"18:00\"}}]}}) {{ id }} }}"), json!({}), ADMIN),
+        ("updateBusinessHours", "mutation { updateBusinessHours(id:\"999999\", input:{name:\"H\", timeZone:\"Europe/Rome\", schedule:[{day:MONDAY, open:\"09:00\", close:\"18:00\"}]}) { id } }".into(), json!({}), ADMIN),
+        ("slaState (own)", "query($id:ID!){ slaState(conversationId:$id){ paused } }".into(), json!({"id": mine}), STAFF),
+        ("slaState (other)", "query($id:ID!){ slaState(conversationId:$id){ paused } }".into(), json!({"id": other}), MANAGERS),
+        ("slaAtRisk", "{ slaAtRisk { kind } }".into(), json!({}), STAFF),
+        ("slaReport", "{ slaReport(from:\"2026-01-01T00:00:00Z\", to:\"2027-01-01T00:00:00Z\", groupBy:AGENT){ conversations } }".into(), json!({}), REPORTS),
+        ("slaQuarterlyReview", "{ slaQuarterlyReview(year:2026, quarter:4){ overall { conversations } } }".into(), json!({}), REPORTS),
+        ("setWaitingOnCustomer (own)", "mutation($c:ID!){ setWaitingOnCustomer(conversationId:$c, waiting:true){ id } }".into(), json!({"c": mine}), STAFF),
+        ("setWaitingOnCustomer (other)", "mutation($c:ID!){ setWaitingOnCustomer(conversationId:$c, waiting:false){ id } }".into(), json!({"c": other}), MANAGERS),
     ]
 }
 

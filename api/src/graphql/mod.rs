@@ -11,6 +11,7 @@ pub mod http;
 pub mod loaders;
 pub mod messaging;
 pub mod reference;
+pub mod sla;
 pub mod staff;
 pub mod subscription;
 pub mod types;
@@ -31,6 +32,7 @@ pub struct QueryRoot(
     audit::AuditQuery,
     assignment::AssignmentQuery,
     messaging::MessagingQuery,
+    sla::SlaQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -42,6 +44,7 @@ pub struct MutationRoot(
     reference::ReferenceMutation,
     assignment::AssignmentMutation,
     messaging::MessagingMutation,
+    sla::SlaMutation,
 );
 
 pub type HelpdeskSchema = Schema<QueryRoot, MutationRoot, subscription::SubscriptionRoot>;

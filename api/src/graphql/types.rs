@@ -352,6 +352,11 @@ impl Conversation {
     async fn resolution_due_at(&self) -> Option<DateTime<Utc>> {
         self.0.resolution_due_at
     }
+    /// SLA clocks: policy, due times, business time left, warning and breach.
+    async fn sla(&self, ctx: &Context<'_>) -> Result<super::sla::SlaState> {
+        let state = ctx.domain().sla_state_of(&self.0).await.gql()?;
+        Ok(super::sla::SlaState(state))
+    }
     async fn escalation_level(&self) -> i32 {
         self.0.escalation_level
     }

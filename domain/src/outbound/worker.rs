@@ -496,7 +496,8 @@ fn sendable(
         .access_token
         .clone()
         .ok_or_else(|| refuse("the channel has no access token"))?;
-    let automated = matches!(msg.sender_kind, SenderKind::Bot | SenderKind::System);
+    // System messages are service notices (e.g. SLA transfers), not marketing.
+    let automated = msg.sender_kind == SenderKind::Bot;
     if automated && !may_automate(contact) {
         return Err(refuse("the customer opted out of automated messages"));
     }
