@@ -1,6 +1,7 @@
 //! Black-box tests: the real server over HTTP and WebSocket.
 
 mod cloud_api;
+mod crm;
 mod helpers;
 
 mod assignment;
@@ -9,6 +10,7 @@ mod auth;
 mod conversations;
 mod fanout;
 mod http_spec;
+mod integration;
 mod lock;
 mod messaging;
 mod permissions;
