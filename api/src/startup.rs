@@ -241,19 +241,23 @@ impl Application {
         } = self;
         let handle = server.handle();
         let mut server = std::pin::pin!(server);
+        let mut started = std::time::Instant::now();
         let result = tokio::select! {
             result = &mut server => result,
             signal = shutdown_signal() => {
+                started = std::time::Instant::now();
                 tracing::info!(signal, "shutting down");
                 let _ = going_away.send(true);
-                // Graceful: waits for in-flight requests up to the grace period.
-                handle.stop(true).await;
-                server.await
+                // Graceful: waits for in-flight requests up to the grace
+                // period; the server must be polled to act on it.
+                let ((), result) = tokio::join!(handle.stop(true), server);
+                result
             }
         };
         let _ = stop_workers.send(true);
         // Every worker holds a receiver and drops it when its tick is done.
-        if tokio::time::timeout(shutdown_grace, stop_workers.closed())
+        let left = shutdown_grace.saturating_sub(started.elapsed());
+        if tokio::time::timeout(left.max(Duration::from_secs(1)), stop_workers.closed())
             .await
             .is_err()
         {

@@ -13,6 +13,7 @@ mod http_spec;
 mod integration;
 mod lock;
 mod messaging;
+mod operations;
 mod permissions;
 mod presence;
 mod query_count;
