@@ -1052,6 +1052,59 @@ mod tests {
     }
 
     #[test]
+    fn bus_events_map_to_the_subscribable_types() {
+        use crate::events::Scope;
+        use entity::{ConversationStatus, DeliveryStatus, Direction, Priority};
+        let scope = Scope {
+            conversation_id: 7,
+            assignee_id: None,
+            department_id: None,
+        };
+        let updated = |change: &str| EventPayload::ConversationUpdated {
+            scope,
+            status: ConversationStatus::Open,
+            priority: Priority::Normal,
+            change: change.into(),
+        };
+        let message = |direction, status| EventPayload::MessageAdded {
+            scope,
+            message_id: 1,
+            direction,
+            status,
+        };
+        let kind = |p: &EventPayload| classify(p).map(|(k, c)| (k.as_str(), c));
+        assert_eq!(kind(&updated("created")), Some(("conversation.created", 7)));
+        assert_eq!(
+            kind(&updated("transferred")),
+            Some(("conversation.assigned", 7))
+        );
+        assert_eq!(
+            kind(&updated("resolved")),
+            Some(("conversation.resolved", 7))
+        );
+        assert_eq!(kind(&updated("tags")), None);
+        assert_eq!(
+            kind(&message(Direction::Inbound, DeliveryStatus::Received)),
+            Some(("message.inbound", 7))
+        );
+        assert_eq!(
+            kind(&message(Direction::Outbound, DeliveryStatus::Queued)),
+            Some(("message.outbound", 7))
+        );
+        assert_eq!(
+            kind(&message(Direction::Outbound, DeliveryStatus::Read)),
+            None
+        );
+        let sla = |level: &str| EventPayload::SlaAlert {
+            scope,
+            kind: "first_response".into(),
+            level: level.into(),
+        };
+        assert_eq!(kind(&sla("breach")), Some(("sla.breached", 7)));
+        assert_eq!(kind(&sla("warning")), None);
+    }
+
+    #[test]
     fn event_types_round_trip() {
         for t in WebhookEventType::ALL {
             assert_eq!(WebhookEventType::parse(t.as_str()), Some(t));
