@@ -398,3 +398,78 @@ async fn webhook_urls_must_be_https() {
         .await;
     assert_eq!(r.body["errors"][0]["extensions"]["field"], "eventTypes");
 }
+
+#[tokio::test]
+async fn a_customer_message_and_the_reply_reach_the_crm_in_order() {
+    let app = webhook_app(|_| {}).await;
+    let crm = Crm::start().await;
+    subscribe(
+        &app,
+        &crm.url,
+        &[
+            "CONVERSATION_CREATED",
+            "MESSAGE_INBOUND",
+            "MESSAGE_OUTBOUND",
+        ],
+    )
+    .await;
+    let number = "106540352242999";
+    app.gql(
+        &app.admin_token,
+        "mutation($n:String!){ createChannel(input:{name:\"Shop\", phoneNumberId:$n}) { id } }",
+        json!({"n": number}),
+    )
+    .await
+    .data();
+    let delivery = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550001111", "phone_number_id": number},
+        "contacts": [{"profile": {"name": "Lucia"}, "wa_id": "393401112222"}],
+        "messages": [{"from": "393401112222", "id": "wamid.CRM1", "timestamp": app.now().timestamp().to_string(), "type": "text", "text": {"body": "Ciao"}}],
+    }}]}]});
+    let resp = app
+        .client
+        .post(format!("{}/webhooks/whatsapp", app.address))
+        .json(&delivery)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    app.eventually("the conversation and the message are queued", || async {
+        pending(&app).await == 2
+    })
+    .await;
+    let conversation = entity::conversation::Entity::find()
+        .one(&app.domain.db)
+        .await
+        .unwrap()
+        .expect("a conversation")
+        .id;
+    app.gql(
+        &app.admin_token,
+        "mutation($c:ID!){ sendMessage(input:{conversationId:$c, text:\"Salve, come posso aiutare?\"}){ id } }",
+        json!({"c": conversation.to_string()}),
+    )
+    .await
+    .data();
+    app.eventually("the reply is queued", || async { pending(&app).await == 3 })
+        .await;
+    assert_eq!(app.domain.run_webhooks_once().await.unwrap().delivered, 3);
+    let bodies: Vec<Value> = crm.received().iter().map(|r| r.json()).collect();
+    let types: Vec<&str> = bodies.iter().map(|b| b["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "conversation.created",
+            "message.inbound",
+            "message.outbound"
+        ]
+    );
+    assert_eq!(bodies[1]["data"]["text"], "Ciao");
+    assert_eq!(bodies[2]["data"]["text"], "Salve, come posso aiutare?");
+    assert!(
+        bodies
+            .iter()
+            .all(|b| b["data"]["conversationId"] == conversation.to_string())
+    );
+}
