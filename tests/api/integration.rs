@@ -468,8 +468,8 @@ async fn a_customer_message_and_the_reply_reach_the_crm_in_order() {
     assert_eq!(bodies[1]["data"]["text"], "Ciao");
     assert_eq!(bodies[2]["data"]["text"], "Salve, come posso aiutare?");
     assert!(
-        bodies
-            .iter()
-            .all(|b| b["data"]["conversationId"] == conversation.to_string())
+        bodies.iter().all(
+            |b| b["data"]["conversationId"].as_str() == Some(conversation.to_string().as_str())
+        )
     );
 }
