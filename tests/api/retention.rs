@@ -131,6 +131,24 @@ async fn retention_archives_or_purges_only_conversations_closed_long_enough() {
     assert_eq!(r.data()["applyRetention"], 1);
     assert!(app.conversation_row(recent).await.archived_at.is_some());
     assert!(app.conversation_row(open).await.archived_at.is_none());
+    let listed = app
+        .gql(
+            &admin,
+            "{ conversations(first: 50) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    let ids: Vec<String> = listed.data()["conversations"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !ids.contains(&recent.to_string()),
+        "archived conversations leave the lists"
+    );
+    assert!(ids.contains(&open.to_string()));
     // Archiving twice does nothing more.
     let r = app
         .gql(
