@@ -87,6 +87,9 @@ fn base_config(database_url: String) -> Config {
         // Seeded unassigned conversations stay where tests put them; routing
         // tests turn the worker on (or call `domain.route_queue()`).
         routing_worker: false,
+        // Webhook deliveries are driven with `domain.run_webhooks_once()`
+        // (tests/api/integration.rs); no background polling to skew counts.
+        webhooks_worker: false,
         graph_base_url: "http://127.0.0.1:9".into(),
         ..Config::default()
     }
