@@ -110,3 +110,67 @@ fn dockerfile_runs_unprivileged_with_healthcheck() {
         "docker/Dockerfile: no `RUN … cargo build … -p helpdesk`"
     );
 }
+
+/// The value of `key: value` in a block, unquoted.
+fn value_of<'a>(block: &[&'a str], key: &str) -> Option<&'a str> {
+    block.iter().find_map(|l| {
+        l.trim_start()
+            .strip_prefix(key)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .map(|v| v.trim().trim_matches(['"', '\'']))
+    })
+}
+
+#[test]
+fn instances_get_time_to_shut_down_gracefully() {
+    let compose = read("docker/compose.yaml");
+    for name in ["api1", "api2"] {
+        let block = service(&compose, name).unwrap();
+        let grace: u64 = value_of(&block, "HELPDESK_SHUTDOWN_GRACE_SECS")
+            .unwrap_or_else(|| panic!("`{name}` does not set HELPDESK_SHUTDOWN_GRACE_SECS"))
+            .parse()
+            .expect("a number of seconds");
+        let stop: u64 = value_of(&block, "stop_grace_period")
+            .unwrap_or_else(|| panic!("`{name}` has no stop_grace_period"))
+            .trim_end_matches('s')
+            .parse()
+            .expect("stop_grace_period in seconds, e.g. 30s");
+        assert!(
+            grace < stop,
+            "`{name}`: the shutdown grace ({grace} s) must end before Docker's SIGKILL ({stop} s)"
+        );
+    }
+}
+
+#[test]
+fn every_helpdesk_setting_in_the_compose_file_exists() {
+    let compose = read("docker/compose.yaml");
+    // The settings are the fields of `pub struct Config` (read as text, so
+    // this file still compiles on its own).
+    let config = read("api/src/config.rs");
+    let fields: Vec<String> = config
+        .lines()
+        .skip_while(|l| !l.starts_with("pub struct Config"))
+        .take_while(|l| !l.starts_with('}'))
+        .filter_map(|l| l.trim().strip_prefix("pub "))
+        .filter_map(|l| l.split(':').next())
+        .map(|f| f.trim().to_string())
+        .collect();
+    assert!(
+        fields.iter().any(|f| f == "jwt_secret"),
+        "cannot read api/src/config.rs"
+    );
+    for name in ["api1", "api2"] {
+        for line in service(&compose, name).unwrap() {
+            let Some(rest) = line.trim_start().strip_prefix("HELPDESK_") else {
+                continue;
+            };
+            let key = rest.split(':').next().unwrap_or_default().to_lowercase();
+            assert!(
+                fields.contains(&key),
+                "docker/compose.yaml: `{name}` sets HELPDESK_{} which is not a setting",
+                key.to_uppercase()
+            );
+        }
+    }
+}

@@ -77,6 +77,22 @@ pub struct Config {
     pub window_surcharge_micros: i64,
     /// Messages per minute to a new customer (first contact within 24 h).
     pub new_customer_messages_per_minute: u64,
+    // --- integration and operations ---
+    /// Accept `http://` webhook URLs to loopback hosts (tests only).
+    pub webhooks_allow_http: bool,
+    /// Run the outbound-webhook delivery worker in this process.
+    pub webhooks_worker: bool,
+    /// How long a webhook delivery is retried before it is given up.
+    pub webhook_retry_hours: i64,
+    /// Failed attempts in a row after which a subscription is disabled.
+    pub webhook_disable_after_failures: i32,
+    /// Closed conversations older than this many days are archived or
+    /// purged by the retention worker; unset keeps everything.
+    pub retention_days: Option<i64>,
+    /// `archive` (keep, hide from lists) or `purge` (delete).
+    pub retention_action: String,
+    /// Seconds to finish in-flight requests and worker ticks after SIGTERM.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for Config {
@@ -115,6 +131,13 @@ impl Default for Config {
             prices: domain::billing::Prices::default(),
             window_surcharge_micros: 10_000,
             new_customer_messages_per_minute: 5,
+            webhooks_allow_http: false,
+            webhooks_worker: true,
+            webhook_retry_hours: 24,
+            webhook_disable_after_failures: 20,
+            retention_days: None,
+            retention_action: "archive".into(),
+            shutdown_grace_secs: 30,
         }
     }
 }
@@ -238,6 +261,21 @@ impl Config {
         }
         if self.new_customer_messages_per_minute == 0 {
             return invalid("new_customer_messages_per_minute", "must be at least 1");
+        }
+        if !(1..=24 * 7).contains(&self.webhook_retry_hours) {
+            return invalid("webhook_retry_hours", "must be between 1 and 168");
+        }
+        if self.webhook_disable_after_failures < 1 {
+            return invalid("webhook_disable_after_failures", "must be at least 1");
+        }
+        if self.retention_days.is_some_and(|d| d < 1) {
+            return invalid("retention_days", "must be at least 1");
+        }
+        if !matches!(self.retention_action.as_str(), "archive" | "purge") {
+            return invalid("retention_action", "must be archive or purge");
+        }
+        if !(1..=600).contains(&self.shutdown_grace_secs) {
+            return invalid("shutdown_grace_secs", "must be between 1 and 600");
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return invalid("log_format", "must be text or json");

@@ -7,6 +7,8 @@ pub mod demo;
 pub mod events;
 pub mod graphql;
 pub mod health;
+pub mod metrics;
+pub mod outbound_webhooks;
 pub mod startup;
 pub mod telemetry;
 pub mod webhook;

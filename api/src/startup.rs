@@ -17,6 +17,8 @@ use crate::config::Config;
 use crate::db::{self, QueryCounter};
 use crate::events::EventBus;
 use crate::graphql::{self, HelpdeskSchema, Limits};
+use crate::metrics::{self, GraphqlMetrics, Metrics};
+use crate::outbound_webhooks::HttpWebhookSender;
 use crate::webhook::{self, Webhook};
 use crate::whatsapp::client::CloudApiClient;
 use crate::{health, workers};
@@ -28,6 +30,33 @@ pub struct Application {
     queries: QueryCounter,
     events: EventBus,
     stop_workers: tokio::sync::watch::Sender<bool>,
+    going_away: tokio::sync::watch::Sender<bool>,
+    metrics: Arc<Metrics>,
+    shutdown_grace: Duration,
+}
+
+/// What request handlers need to know about the process: its metrics, and
+/// when it starts shutting down (WebSockets then close with 1001).
+#[derive(Clone)]
+pub struct Lifecycle {
+    pub metrics: Arc<Metrics>,
+    pub going_away: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Counts an open WebSocket while alive.
+pub struct SocketGuard(Arc<Metrics>);
+
+impl SocketGuard {
+    pub fn open(metrics: Arc<Metrics>) -> Self {
+        metrics.websocket_opened();
+        Self(metrics)
+    }
+}
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        self.0.websocket_closed();
+    }
 }
 
 pub fn domain_config(config: &Config) -> DomainConfig {
@@ -68,8 +97,15 @@ pub async fn open_domain(
     let (db, queries) = db::connect(&config.database_url, config.db_max_connections).await?;
     Migrator::up(&db, None).await?;
     let sender = CloudApiClient::new(&config.graph_base_url, &config.graph_api_version)?;
+    let webhooks = domain::webhooks_out::WebhookConfig {
+        allow_http: config.webhooks_allow_http,
+        retry_for: ChronoDuration::hours(config.webhook_retry_hours),
+        disable_after_failures: config.webhook_disable_after_failures,
+    };
     Ok((
-        Domain::new(db, clock, events, domain_config(config)).with_sender(Arc::new(sender)),
+        Domain::new(db, clock, events, domain_config(config))
+            .with_sender(Arc::new(sender))
+            .with_webhooks(Arc::new(HttpWebhookSender::new()?), webhooks),
         queries,
     ))
 }
@@ -105,6 +141,7 @@ impl Application {
             );
         }
 
+        let metrics = Arc::new(Metrics::default());
         let schema = graphql::build_schema(
             domain.clone(),
             events.local().clone(),
@@ -112,6 +149,7 @@ impl Application {
                 max_depth: config.graphql_max_depth,
                 max_complexity: config.graphql_max_complexity,
             },
+            GraphqlMetrics(metrics.clone()),
         );
         let listener = TcpListener::bind(&config.bind)?;
         let port = listener.local_addr()?.port();
@@ -120,6 +158,8 @@ impl Application {
             config.whatsapp_app_secret.clone(),
             IngestBatcher::start(domain.clone()),
         );
+        let (going_away, going_away_rx) = tokio::sync::watch::channel(false);
+        let shutdown_grace = Duration::from_secs(config.shutdown_grace_secs);
         let server = serve(
             listener,
             schema,
@@ -127,15 +167,33 @@ impl Application {
             webhook,
             events.clone(),
             config.max_body_bytes,
+            Lifecycle {
+                metrics: metrics.clone(),
+                going_away: going_away_rx,
+            },
+            shutdown_grace,
         )?;
         if config.outbox_worker {
-            workers::spawn_outbox(domain.clone(), stopped.clone());
+            workers::spawn_outbox(domain.clone(), metrics.clone(), stopped.clone());
         }
         if config.sla_worker {
-            workers::spawn_sla(domain.clone(), stopped.clone());
+            workers::spawn_sla(domain.clone(), metrics.clone(), stopped.clone());
         }
+        workers::spawn_webhooks(
+            domain.clone(),
+            events.local().clone(),
+            config.webhooks_worker,
+            metrics.clone(),
+            stopped.clone(),
+        );
+        workers::spawn_retention(
+            domain.clone(),
+            crate::workers::RetentionSchedule::from_config(&config),
+            metrics.clone(),
+            stopped.clone(),
+        );
         let routing_bus = config.routing_worker.then(|| events.local().clone());
-        workers::spawn_all(domain.clone(), routing_bus, stopped);
+        workers::spawn_all(domain.clone(), routing_bus, metrics.clone(), stopped);
         tracing::info!(port, instance = %instance_id, "helpdesk listening");
         Ok(Self {
             port,
@@ -144,7 +202,15 @@ impl Application {
             queries,
             events,
             stop_workers,
+            going_away,
+            metrics,
+            shutdown_grace,
         })
+    }
+
+    /// This process's counters, as `/metrics` shows them.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     pub fn port(&self) -> u16 {
@@ -164,15 +230,74 @@ impl Application {
         &self.events
     }
 
-    /// Serves until SIGINT/SIGTERM (actix stops accepting and finishes
-    /// in-flight requests), then stops the workers.
+    /// Serves until SIGINT/SIGTERM, then shuts down gracefully within the
+    /// grace period: stops accepting, closes WebSockets with 1001 (going
+    /// away), lets in-flight requests finish, stops the workers and waits
+    /// for their current tick.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
-        let _ = self.stop_workers.send(true);
+        let Self {
+            server,
+            stop_workers,
+            going_away,
+            shutdown_grace,
+            ..
+        } = self;
+        let handle = server.handle();
+        let mut server = std::pin::pin!(server);
+        let mut started = std::time::Instant::now();
+        let result = tokio::select! {
+            result = &mut server => result,
+            signal = shutdown_signal() => {
+                started = std::time::Instant::now();
+                tracing::info!(signal, "shutting down");
+                let _ = going_away.send(true);
+                // Graceful: waits for in-flight requests up to the grace
+                // period; the server must be polled to act on it.
+                let ((), result) = tokio::join!(handle.stop(true), server);
+                result
+            }
+        };
+        let _ = stop_workers.send(true);
+        // Every worker holds a receiver and drops it when its tick is done.
+        let left = shutdown_grace.saturating_sub(started.elapsed());
+        if tokio::time::timeout(left.max(Duration::from_secs(1)), stop_workers.closed())
+            .await
+            .is_err()
+        {
+            tracing::warn!("workers did not stop within the grace period");
+        }
+        tracing::info!("stopped");
         result
     }
 }
 
+/// Resolves on SIGTERM or SIGINT, naming it.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            },
+            _ => {
+                tracing::warn!("cannot listen for signals; run until killed");
+                std::future::pending().await
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "ctrl-c"
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn serve(
     listener: TcpListener,
     schema: HelpdeskSchema,
@@ -180,27 +305,86 @@ fn serve(
     webhook: Webhook,
     events: EventBus,
     max_body_bytes: usize,
+    lifecycle: Lifecycle,
+    shutdown_grace: Duration,
 ) -> std::io::Result<Server> {
     let schema = web::Data::new(schema);
     let domain = web::Data::new(domain);
     let webhook = web::Data::new(webhook);
     let events = web::Data::new(events);
+    let metrics = web::Data::new(lifecycle.metrics.clone());
+    let lifecycle = web::Data::new(lifecycle);
     let server = HttpServer::new(move || {
+        let request_metrics = metrics.get_ref().clone();
         App::new()
             .app_data(schema.clone())
             .app_data(domain.clone())
             .app_data(webhook.clone())
             .app_data(events.clone())
+            .app_data(metrics.clone())
+            .app_data(lifecycle.clone())
             .app_data(web::PayloadConfig::new(max_body_bytes))
+            .wrap_fn(move |req, srv| {
+                use actix_web::dev::Service;
+                use tracing::Instrument;
+                let request_id = request_id(&req);
+                let span = tracing::info_span!(
+                    "request",
+                    request_id = %request_id,
+                    method = %req.method(),
+                    path = %req.path(),
+                );
+                let started = std::time::Instant::now();
+                let method = req.method().to_string();
+                let fut = {
+                    let _entered = span.enter();
+                    srv.call(req)
+                };
+                let metrics = request_metrics.clone();
+                async move {
+                    let mut res = fut.await?;
+                    let route = res
+                        .request()
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".into());
+                    metrics.observe_http(&method, &route, res.status().as_u16(), started.elapsed());
+                    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&request_id) {
+                        res.headers_mut().insert(
+                            actix_web::http::header::HeaderName::from_static("x-request-id"),
+                            v,
+                        );
+                    }
+                    Ok(res)
+                }
+                .instrument(span)
+            })
             .route("/graphql", web::post().to(graphql::http::post))
             .route("/graphql", web::get().to(graphql::http::get))
             .route("/webhooks/whatsapp", web::get().to(webhook::verify))
             .route("/webhooks/whatsapp", web::post().to(webhook::receive))
             .route("/healthz", web::get().to(health::healthz))
             .route("/readyz", web::get().to(health::readyz))
+            .route("/metrics", web::get().to(metrics::metrics))
     })
-    .shutdown_timeout(Duration::from_secs(30).as_secs())
+    // Signals are handled by `run_until_stopped`, which closes sockets first.
+    .disable_signals()
+    .shutdown_timeout(shutdown_grace.as_secs())
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// The caller's `X-Request-Id` when it is a sane token, a new one otherwise.
+fn request_id(req: &actix_web::dev::ServiceRequest) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }

@@ -1,6 +1,7 @@
 //! Background workers, in every instance: each claims its work in the
 //! database, so running several is safe.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use domain::Domain;
@@ -8,6 +9,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::watch;
 
 use crate::events::InProcessBus;
+use crate::metrics::Metrics;
 
 /// How often idle and expired locks are swept.
 const LOCK_SWEEP: Duration = Duration::from_secs(10);
@@ -20,33 +22,51 @@ const PRESENCE_SWEEP: Duration = Duration::from_secs(30);
 /// `routing_bus` is this process's event fan-out, which the routing worker
 /// listens to (with Redis it also carries the other instances' events);
 /// `None` runs no routing worker (tests that route by hand).
-pub fn spawn_all(domain: Domain, routing_bus: Option<InProcessBus>, stop: watch::Receiver<bool>) {
+pub fn spawn_all(
+    domain: Domain,
+    routing_bus: Option<InProcessBus>,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+) {
     if let Some(bus) = routing_bus {
-        spawn_routing(domain.clone(), bus, stop.clone());
+        spawn_routing(domain.clone(), bus, metrics.clone(), stop.clone());
     }
     let presence = domain.clone();
+    let m = metrics.clone();
     tokio::spawn(every(PRESENCE_SWEEP, stop.clone(), move || {
         let domain = presence.clone();
+        let metrics = m.clone();
         async move {
-            match domain.expire_presence().await {
+            let ok = match domain.expire_presence().await {
                 Ok(offline) if !offline.is_empty() => {
-                    tracing::info!(count = offline.len(), "marked inactive agents offline")
+                    tracing::info!(count = offline.len(), "marked inactive agents offline");
+                    true
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "presence sweep failed"),
-            }
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "presence sweep failed");
+                    false
+                }
+            };
+            metrics.worker_tick("presence", ok);
         }
     }));
     tokio::spawn(every(LOCK_SWEEP, stop, move || {
         let domain = domain.clone();
+        let metrics = metrics.clone();
         async move {
-            match domain.release_stale_locks().await {
+            let ok = match domain.release_stale_locks().await {
                 Ok(released) if !released.is_empty() => {
-                    tracing::info!(count = released.len(), "released stale locks")
+                    tracing::info!(count = released.len(), "released stale locks");
+                    true
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "lock sweep failed"),
-            }
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "lock sweep failed");
+                    false
+                }
+            };
+            metrics.worker_tick("locks", ok);
         }
     }));
 }
@@ -56,7 +76,12 @@ pub fn spawn_all(domain: Domain, routing_bus: Option<InProcessBus>, stop: watch:
 /// came online or changed, capacity was freed; see `domain::routing::wakes_routing`),
 /// and every [`ROUTING_SWEEP`] as a safety net. Assignments are conditional
 /// UPDATEs, so every instance may run it.
-fn spawn_routing(domain: Domain, bus: InProcessBus, mut stop: watch::Receiver<bool>) {
+fn spawn_routing(
+    domain: Domain,
+    bus: InProcessBus,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
     tokio::spawn(async move {
         let mut events = bus.subscribe();
         let mut sweep = tokio::time::interval(ROUTING_SWEEP);
@@ -78,13 +103,18 @@ fn spawn_routing(domain: Domain, bus: InProcessBus, mut stop: watch::Receiver<bo
             }
             // What is already waiting is covered by the pass about to start.
             while let Ok(_) | Err(TryRecvError::Lagged(_)) = events.try_recv() {}
-            match domain.route_queue().await {
+            let ok = match domain.route_queue().await {
                 Ok(assigned) if !assigned.is_empty() => {
-                    tracing::info!(count = assigned.len(), "routed queued conversations")
+                    tracing::info!(count = assigned.len(), "routed queued conversations");
+                    true
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "routing pass failed"),
-            }
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "routing pass failed");
+                    false
+                }
+            };
+            metrics.worker_tick("routing", ok);
         }
     });
 }
@@ -95,7 +125,7 @@ const OUTBOX_POLL: Duration = Duration::from_secs(1);
 /// The outbox worker: runs on every `sendMessage` wake-up and at least every
 /// second (retries come due by time). Claims are atomic, so every instance
 /// may run it.
-pub fn spawn_outbox(domain: Domain, mut stop: watch::Receiver<bool>) {
+pub fn spawn_outbox(domain: Domain, metrics: Arc<Metrics>, mut stop: watch::Receiver<bool>) {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(OUTBOX_POLL);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -105,17 +135,25 @@ pub fn spawn_outbox(domain: Domain, mut stop: watch::Receiver<bool>) {
                 _ = domain.outbox.wake.notified() => {}
                 _ = stop.changed() => return,
             }
-            match domain.run_outbox_once().await {
-                Ok(run) if run.sent + run.failed + run.retried > 0 => tracing::info!(
-                    sent = run.sent,
-                    failed = run.failed,
-                    retried = run.retried,
-                    deferred = run.deferred,
-                    "outbox run"
-                ),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "outbox run failed"),
-            }
+            let ok = match domain.run_outbox_once().await {
+                Ok(run) => {
+                    if run.sent + run.failed + run.retried > 0 {
+                        tracing::info!(
+                            sent = run.sent,
+                            failed = run.failed,
+                            retried = run.retried,
+                            deferred = run.deferred,
+                            "outbox run"
+                        );
+                    }
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox run failed");
+                    false
+                }
+            };
+            metrics.worker_tick("outbox", ok);
         }
     });
 }
@@ -126,21 +164,174 @@ const SLA_SWEEP: Duration = Duration::from_secs(10);
 /// The SLA worker: a sweep every [`SLA_SWEEP`]. Each warning, escalation and
 /// breach is a row unique per (conversation, kind, level) inserted with
 /// `ON CONFLICT DO NOTHING`, so every instance may run it.
-pub fn spawn_sla(domain: Domain, stop: watch::Receiver<bool>) {
+pub fn spawn_sla(domain: Domain, metrics: Arc<Metrics>, stop: watch::Receiver<bool>) {
     tokio::spawn(every(SLA_SWEEP, stop, move || {
         let domain = domain.clone();
+        let metrics = metrics.clone();
         async move {
-            match domain.run_sla_sweep().await {
-                Ok(r) if r.warnings + r.escalations + r.breaches + r.alerts > 0 => tracing::info!(
-                    warnings = r.warnings,
-                    escalations = r.escalations,
-                    breaches = r.breaches,
-                    alerts = r.alerts,
-                    "SLA sweep"
-                ),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "SLA sweep failed"),
+            let ok = match domain.run_sla_sweep().await {
+                Ok(r) => {
+                    if r.warnings + r.escalations + r.breaches + r.alerts > 0 {
+                        tracing::info!(
+                            warnings = r.warnings,
+                            escalations = r.escalations,
+                            breaches = r.breaches,
+                            alerts = r.alerts,
+                            "SLA sweep"
+                        );
+                    }
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "SLA sweep failed");
+                    false
+                }
+            };
+            metrics.worker_tick("sla", ok);
+        }
+    }));
+}
+
+/// How often due webhook deliveries are looked for when nothing wakes the worker.
+const WEBHOOKS_POLL: Duration = Duration::from_secs(1);
+
+/// Outbound webhooks, two tasks:
+/// - enqueue (always): turns the events *this instance* published into
+///   delivery rows, in publish order (remote events arriving through Redis
+///   are enqueued by the instance that published them);
+/// - deliver (when `deliver`): sends due deliveries on every wake-up and at
+///   least every second. Claims are atomic, so every instance may run it.
+pub fn spawn_webhooks(
+    domain: Domain,
+    bus: InProcessBus,
+    deliver: bool,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+) {
+    let enqueuer = domain.clone();
+    let mut enqueue_stop = stop.clone();
+    let enqueue_metrics = metrics.clone();
+    tokio::spawn(async move {
+        let domain = enqueuer;
+        let mut events = bus.subscribe();
+        loop {
+            let live = tokio::select! {
+                _ = enqueue_stop.changed() => return,
+                received = events.recv() => match received {
+                    Ok(live) => live,
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::error!(missed, "webhook enqueue fell behind: events lost for webhooks");
+                        enqueue_metrics.worker_tick("webhooks_enqueue", false);
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+            };
+            if live.event.origin != bus.instance_id() {
+                continue;
             }
+            if domain::webhooks_out::classify(live.payload()).is_none() {
+                continue;
+            }
+            let ok = match domain.enqueue_webhooks_for(&live.event).await {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook enqueue failed");
+                    false
+                }
+            };
+            enqueue_metrics.worker_tick("webhooks_enqueue", ok);
+        }
+    });
+    if !deliver {
+        return;
+    }
+    let mut stop = stop;
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(WEBHOOKS_POLL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = domain.webhooks.wake.notified() => {}
+                _ = stop.changed() => return,
+            }
+            let ok = match domain.run_webhooks_once().await {
+                Ok(run) => {
+                    if run.delivered + run.failed + run.retried > 0 {
+                        tracing::info!(
+                            delivered = run.delivered,
+                            retried = run.retried,
+                            failed = run.failed,
+                            disabled = run.disabled,
+                            "webhook run"
+                        );
+                    }
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook run failed");
+                    false
+                }
+            };
+            metrics.worker_tick("webhooks", ok);
+        }
+    });
+}
+
+/// The retention policy from configuration: none, or closed conversations
+/// older than `days` archived or purged.
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionSchedule {
+    pub days: Option<i64>,
+    pub action: domain::retention::RetentionAction,
+}
+
+impl RetentionSchedule {
+    pub fn from_config(config: &crate::Config) -> Self {
+        Self {
+            days: config.retention_days,
+            action: if config.retention_action == "purge" {
+                domain::retention::RetentionAction::Purge
+            } else {
+                domain::retention::RetentionAction::Archive
+            },
+        }
+    }
+}
+
+/// How often the retention policy is applied.
+const RETENTION_SWEEP: Duration = Duration::from_secs(3600);
+
+/// The retention worker (when a policy is configured): hourly; the rows it
+/// touches are selected by a condition, so every instance may run it.
+pub fn spawn_retention(
+    domain: Domain,
+    schedule: RetentionSchedule,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+) {
+    let Some(days) = schedule.days else {
+        return;
+    };
+    tokio::spawn(every(RETENTION_SWEEP, stop, move || {
+        let domain = domain.clone();
+        let metrics = metrics.clone();
+        async move {
+            let actor = domain::Actor::system();
+            let ok = match domain.apply_retention(&actor, days, schedule.action).await {
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::info!(conversations = n, "retention applied");
+                    }
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention run failed");
+                    false
+                }
+            };
+            metrics.worker_tick("retention", ok);
         }
     }));
 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::audit::{self, Change};
 use crate::pagination::{Page, PageRequest, id_cursor};
+use crate::webhooks_out::{self, WebhookEventType};
 use crate::{Actor, Capability, Domain, DomainError, Result};
 
 /// Structured fields are a flat JSON object of at most this many bytes.
@@ -218,6 +219,13 @@ impl Domain {
             change = change.with_extra("tagIds", tag_ids);
         }
         audit::record(&txn, actor, now, change).await?;
+        self.enqueue_webhook(
+            &txn,
+            WebhookEventType::ContactUpdated,
+            Some(webhooks_out::contact_key(id)),
+            webhooks_out::contact_data(&after),
+        )
+        .await?;
         txn.commit().await?;
         Ok(after)
     }

@@ -88,7 +88,8 @@ impl Domain {
     ) -> Result<Page<conversation::Model>> {
         actor.require(Capability::HandleConversations)?;
         page.validate()?;
-        let mut q = conversation::Entity::find();
+        // Archived by the retention policy: kept for reports, out of the lists.
+        let mut q = conversation::Entity::find().filter(conversation::Column::ArchivedAt.is_null());
         if !actor.sees_all_conversations() {
             q = q.filter(conversation::Column::AssigneeId.eq(actor.user_id()));
         }

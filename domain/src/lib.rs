@@ -10,6 +10,7 @@ pub mod canned_responses;
 pub mod channels;
 pub mod clock;
 pub mod consent;
+pub mod contact_io;
 pub mod contacts;
 pub mod conversations;
 pub mod departments;
@@ -22,10 +23,12 @@ pub mod outbound;
 pub mod pagination;
 pub mod permissions;
 pub mod presence;
+pub mod retention;
 pub mod routing;
 pub mod sla;
 pub mod staff;
 pub mod tags;
+pub mod webhooks_out;
 pub mod window;
 
 use std::sync::Arc;
@@ -64,6 +67,9 @@ pub struct Domain {
     pub sender: Arc<dyn MessageSender>,
     /// The outbox's throttle buckets and wake-up signal.
     pub outbox: Arc<outbound::OutboxRuntime>,
+    /// Outbound webhooks' sender, settings and wake-up signal (see
+    /// [`Domain::with_webhooks`]).
+    pub webhooks: Arc<webhooks_out::WebhookRuntime>,
 }
 
 impl Domain {
@@ -80,6 +86,7 @@ impl Domain {
             config: Arc::new(config),
             sender: Arc::new(outbound::NoSender),
             outbox: Arc::new(outbound::OutboxRuntime::default()),
+            webhooks: Arc::new(webhooks_out::WebhookRuntime::default()),
         }
     }
 }

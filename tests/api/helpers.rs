@@ -89,6 +89,9 @@ fn base_config(database_url: String) -> Config {
         routing_worker: false,
         // SLA tests sweep by hand with `domain.run_sla_sweep()`.
         sla_worker: false,
+        // Webhook deliveries are driven with `domain.run_webhooks_once()`
+        // (tests/api/integration.rs); no background polling to skew counts.
+        webhooks_worker: false,
         graph_base_url: "http://127.0.0.1:9".into(),
         ..Config::default()
     }

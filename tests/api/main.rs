@@ -1,19 +1,24 @@
 //! Black-box tests: the real server over HTTP and WebSocket.
 
 mod cloud_api;
+mod crm;
 mod helpers;
 
 mod assignment;
 mod audit;
 mod auth;
+mod contacts_io;
 mod conversations;
 mod fanout;
 mod http_spec;
+mod integration;
 mod lock;
 mod messaging;
+mod operations;
 mod permissions;
 mod presence;
 mod query_count;
+mod retention;
 mod routing;
 mod schema;
 mod sla;

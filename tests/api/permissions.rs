@@ -181,6 +181,19 @@ fn operations(
         ("slaQuarterlyReview", "{ slaQuarterlyReview(year:2026, quarter:4){ overall { conversations } } }".into(), json!({}), REPORTS),
         ("setWaitingOnCustomer (own)", "mutation($c:ID!){ setWaitingOnCustomer(conversationId:$c, waiting:true){ id } }".into(), json!({"c": mine}), STAFF),
         ("setWaitingOnCustomer (other)", "mutation($c:ID!){ setWaitingOnCustomer(conversationId:$c, waiting:false){ id } }".into(), json!({"c": other}), MANAGERS),
+        // Integration and data governance.
+        ("webhookSubscriptions", "{ webhookSubscriptions { id } }".into(), json!({}), ADMIN),
+        ("webhookDeliveries", "{ webhookDeliveries { edges { cursor } } }".into(), json!({}), ADMIN),
+        ("createWebhookSubscription", "mutation { createWebhookSubscription(input:{name:\"CRM\", url:\"https://crm.example.com/hook\", eventTypes:[CONTACT_UPDATED]}) { secret } }".into(), json!({}), ADMIN),
+        ("updateWebhookSubscription", "mutation { updateWebhookSubscription(id:\"999999\", input:{isActive:true}) { id } }".into(), json!({}), ADMIN),
+        ("deleteWebhookSubscription", "mutation { deleteWebhookSubscription(id:\"999999\") }".into(), json!({}), ADMIN),
+        ("redeliverWebhook", "mutation { redeliverWebhook(id:\"999999\") { id } }".into(), json!({}), ADMIN),
+        ("importContacts", "mutation { importContacts(format:JSON, data:\"[]\") { created } }".into(), json!({}), MANAGERS),
+        ("exportContacts", "{ exportContacts(format:CSV) }".into(), json!({}), MANAGERS),
+        ("exportConversations", "{ exportConversations(format:JSON, from:\"2026-01-01T00:00:00Z\", to:\"2026-01-02T00:00:00Z\") }".into(), json!({}), MANAGERS),
+        ("applyRetention", "mutation { applyRetention(olderThanDays:3650, mode:ARCHIVE) }".into(), json!({}), ADMIN),
+        ("exportContactData", "mutation { exportContactData(contactId:\"999999\") }".into(), json!({}), ADMIN),
+        ("eraseContact", "mutation { eraseContact(contactId:\"999999\") { messages } }".into(), json!({}), ADMIN),
     ]
 }
 

@@ -8,6 +8,7 @@ pub mod context;
 pub mod conversation;
 pub mod error;
 pub mod http;
+pub mod integration;
 pub mod loaders;
 pub mod messaging;
 pub mod reference;
@@ -33,6 +34,7 @@ pub struct QueryRoot(
     assignment::AssignmentQuery,
     messaging::MessagingQuery,
     sla::SlaQuery,
+    integration::IntegrationQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -45,6 +47,7 @@ pub struct MutationRoot(
     assignment::AssignmentMutation,
     messaging::MessagingMutation,
     sla::SlaMutation,
+    integration::IntegrationMutation,
 );
 
 pub type HelpdeskSchema = Schema<QueryRoot, MutationRoot, subscription::SubscriptionRoot>;
@@ -56,7 +59,12 @@ pub struct Limits {
 }
 
 /// Built once at start-up and cloned into every worker of the HTTP server.
-pub fn build_schema(domain: Domain, bus: InProcessBus, limits: Limits) -> HelpdeskSchema {
+pub fn build_schema(
+    domain: Domain,
+    bus: InProcessBus,
+    limits: Limits,
+    metrics: crate::metrics::GraphqlMetrics,
+) -> HelpdeskSchema {
     let loaders = loaders::Loaders::new(&domain.db);
     Schema::build(
         QueryRoot::default(),
@@ -68,6 +76,7 @@ pub fn build_schema(domain: Domain, bus: InProcessBus, limits: Limits) -> Helpde
     .data(loaders)
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)
+    .extension(metrics)
     .finish()
 }
 

@@ -85,6 +85,14 @@ pub async fn handle(
     let (response, mut session, stream) =
         actix_ws::handle_with_protocols(&req, payload, &ALL_WEBSOCKET_PROTOCOLS)?;
 
+    // Open sockets are counted for /metrics and closed with 1001 (going
+    // away) when the server shuts down.
+    let lifecycle = req
+        .app_data::<web::Data<crate::startup::Lifecycle>>()
+        .map(|l| l.get_ref().clone());
+    let mut going_away = lifecycle.as_ref().map(|l| l.going_away.clone());
+    let connection = lifecycle.map(|l| crate::startup::SocketGuard::open(l.metrics));
+
     let (client_tx, client_rx) = tokio::sync::mpsc::channel::<String>(16);
     let rejected = Arc::new(AtomicBool::new(false));
     let init_rejected = rejected.clone();
@@ -149,6 +157,7 @@ pub async fn handle(
     // Writes what the GraphQL protocol produces; ends the socket when its
     // token expires (checked before each message and every EXPIRY_CHECK).
     actix_web::rt::spawn(async move {
+        let _connection = connection;
         let expired_close = || CloseReason {
             code: CloseCode::from(TOKEN_EXPIRED),
             description: Some("token expired".into()),
@@ -202,6 +211,20 @@ pub async fn handle(
                             record_socket_activity(&domain, user_id).await;
                         });
                     }
+                }
+                _ = async {
+                    match going_away.as_mut() {
+                        Some(rx) => { let _ = rx.wait_for(|stopping| *stopping).await; }
+                        None => std::future::pending::<()>().await,
+                    }
+                } => {
+                    let _ = session
+                        .close(Some(CloseReason {
+                            code: CloseCode::Away,
+                            description: Some("server shutting down".into()),
+                        }))
+                        .await;
+                    return;
                 }
                 changed = session_rx.changed(), if awaiting_init => {
                     // Either on_init authenticated the socket, or it is gone.
