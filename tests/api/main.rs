@@ -11,6 +11,7 @@ mod fanout;
 mod http_spec;
 mod lock;
 mod messaging;
+mod metrics;
 mod permissions;
 mod presence;
 mod query_count;

@@ -10,6 +10,7 @@ pub mod error;
 pub mod http;
 pub mod loaders;
 pub mod messaging;
+pub mod metrics;
 pub mod reference;
 pub mod staff;
 pub mod subscription;
@@ -31,6 +32,7 @@ pub struct QueryRoot(
     audit::AuditQuery,
     assignment::AssignmentQuery,
     messaging::MessagingQuery,
+    metrics::MetricsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -42,6 +44,7 @@ pub struct MutationRoot(
     reference::ReferenceMutation,
     assignment::AssignmentMutation,
     messaging::MessagingMutation,
+    metrics::MetricsMutation,
 );
 
 pub type HelpdeskSchema = Schema<QueryRoot, MutationRoot, subscription::SubscriptionRoot>;
