@@ -957,3 +957,55 @@ async fn agents_may_not_read_metrics_nor_mark_conversions() {
         .await;
     assert_eq!(r.body["errors"][0]["extensions"]["field"], "timeZone");
 }
+
+#[tokio::test]
+async fn day_buckets_and_hours_follow_a_dst_change() {
+    // Rome leaves summer time at 2026-10-25 01:00Z (03:00 CEST → 02:00 CET).
+    let app = spawn_app().await;
+    let (_, analyst) = app.staff("Ana", "ANALYST").await;
+    let channel = app.seed_channel().await;
+    // Local: 10-25 00:30 CEST, 10-25 23:30 CET, 10-26 00:30 CET.
+    for created in [
+        "2026-10-24T22:30:00Z",
+        "2026-10-25T22:30:00Z",
+        "2026-10-25T23:30:00Z",
+    ] {
+        let id = app.seed_conversation(channel, None).await;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+        conversation::Entity::update_many()
+            .col_expr(conversation::Column::CreatedAt, Expr::value(t(created)))
+            .filter(conversation::Column::Id.eq(id))
+            .exec(&app.domain.db)
+            .await
+            .unwrap();
+    }
+    let m = metrics(
+        &app,
+        &analyst,
+        json!({"from": "2026-10-24T00:00:00Z", "to": "2026-10-27T00:00:00Z", "timeZone": "Europe/Rome"}),
+        "series { bucket bucketStart kpis { conversations } } timeOfDay { byHour { hour conversations } }",
+    )
+    .await;
+    let got: Vec<(&str, DateTime<Utc>, i64)> = m["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["bucket"].as_str().unwrap(),
+                t(r["bucketStart"].as_str().unwrap()),
+                r["kpis"]["conversations"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("2026-10-25T00:00", t("2026-10-24T22:00:00Z"), 2),
+            ("2026-10-26T00:00", t("2026-10-25T23:00:00Z"), 1),
+        ]
+    );
+    let hours = &m["timeOfDay"]["byHour"];
+    assert_eq!(hours[0]["conversations"], 2);
+    assert_eq!(hours[23]["conversations"], 1);
+}
