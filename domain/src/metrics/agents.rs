@@ -136,7 +136,14 @@ impl Domain {
         };
         let mut agents: BTreeMap<i64, AgentKpis> = BTreeMap::new();
         let target = ONLINE_TARGET_SECS as f64 * q.days();
-        for row in self.agent_base(q, &f).await? {
+        let (base, transfers, online, handling, characters) = tokio::try_join!(
+            self.agent_base(q, &f),
+            self.agent_transfers(q, &f),
+            self.agent_online(q, now),
+            self.agent_handling(q, &f, now),
+            self.agent_characters(q, &f),
+        )?;
+        for row in base {
             let a = slot(&mut agents, count(&row, "agent")?, target);
             a.assigned = count(&row, "assigned")?;
             a.resolved = count(&row, "resolved")?;
@@ -144,23 +151,23 @@ impl Domain {
             a.rating_answers = count(&row, "rating_answers")?;
             a.rating_mean = get(&row, "rating_mean")?;
         }
-        for row in self.agent_transfers(q, &f).await? {
+        for row in transfers {
             let a = slot(&mut agents, count(&row, "agent")?, target);
             a.handled = count(&row, "handled")?;
             a.transferred_out = count(&row, "transferred")?;
         }
-        for row in self.agent_online(q, now).await? {
+        for row in online {
             let id = count(&row, "agent")?;
             if agents.contains_key(&id) || only == Some(id) {
                 slot(&mut agents, id, target).online_secs =
                     round_ms(get(&row, "online")?).unwrap_or(0.0);
             }
         }
-        for row in self.agent_handling(q, &f, now).await? {
+        for row in handling {
             slot(&mut agents, count(&row, "agent")?, target).handling_secs =
                 round_ms(get(&row, "busy")?).unwrap_or(0.0);
         }
-        for row in self.agent_characters(q, &f).await? {
+        for row in characters {
             slot(&mut agents, count(&row, "agent")?, target).agent_characters =
                 count(&row, "chars")?;
         }
@@ -186,8 +193,11 @@ impl Domain {
     pub async fn agent_ranking(&self, actor: &Actor, q: &MetricsQuery) -> Result<AgentRanking> {
         let week = q.with_range(q.to - Duration::days(7), q.to);
         let before = week.previous();
-        let mut current = self.agent_kpis(actor, &week).await?;
-        let previous = rank(self.agent_kpis(actor, &before).await?);
+        let (mut current, previous) = tokio::try_join!(
+            self.agent_kpis(actor, &week),
+            self.agent_kpis(actor, &before),
+        )?;
+        let previous = rank(previous);
         current.retain(|a| a.assigned > 0);
         let ranked = rank(current);
         let spread_i = |v: Vec<i64>| Some(*v.iter().max()? - *v.iter().min()?);

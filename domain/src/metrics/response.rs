@@ -184,7 +184,13 @@ impl Domain {
         actor.require(Capability::ReadMetrics)?;
         let now = self.clock.now();
         let mut groups: BTreeMap<GroupKey, KpiRow> = BTreeMap::new();
-        for row in self.core_query(q, by_bucket, by_dimension, now).await? {
+        // Independent statements: on a pool (PostgreSQL) they run side by side.
+        let (core, pct, volume) = tokio::try_join!(
+            self.core_query(q, by_bucket, by_dimension, now),
+            self.frt_percentiles(q, by_bucket, by_dimension),
+            self.message_volume(q, by_bucket, by_dimension),
+        )?;
+        for row in core {
             let kp = &mut entry(&mut groups, q, &row)?.kpis;
             kp.conversations = count(&row, "conversations")?;
             kp.responded = count(&row, "responded")?;
@@ -207,14 +213,14 @@ impl Domain {
             kp.ever_resolved = count(&row, "ever_resolved")?;
             kp.reopened = count(&row, "reopened")?;
         }
-        for row in self.frt_percentiles(q, by_bucket, by_dimension).await? {
+        for row in pct {
             let k: GroupKey = (get(&row, "g0")?, get(&row, "g1")?);
             if let Some(r) = groups.get_mut(&k) {
                 r.kpis.first_response_median_secs = round_ms(get(&row, "p_0")?);
                 r.kpis.first_response_p90_secs = round_ms(get(&row, "p_1")?);
             }
         }
-        for row in self.message_volume(q, by_bucket, by_dimension).await? {
+        for row in volume {
             let kp = &mut entry(&mut groups, q, &row)?.kpis;
             kp.messages_in = count(&row, "messages_in")?;
             kp.messages_out = count(&row, "messages_out")?;

@@ -83,7 +83,13 @@ impl Domain {
         }
         let mut by_hour = vec![0i64; 24];
         let mut by_weekday = vec![0i64; 7];
-        for row in self.hour_weekday(q).await? {
+        let week = q.with_range(q.to - Duration::days(7), q.to);
+        let (range_rows, week_rows, handle_mean_secs) = tokio::try_join!(
+            self.hour_weekday(q),
+            self.hour_weekday(&week),
+            self.handle_time(q),
+        )?;
+        for row in range_rows {
             let (h, d, n) = (count(&row, "h")?, count(&row, "d")?, count(&row, "n")?);
             if let (Some(hs), Some(ds)) = (
                 by_hour.get_mut(h as usize),
@@ -93,9 +99,8 @@ impl Domain {
                 *ds += n;
             }
         }
-        let week = q.with_range(q.to - Duration::days(7), q.to);
         let mut last_week = [0i64; 24];
-        for row in self.hour_weekday(&week).await? {
+        for row in week_rows {
             if let Some(hs) = last_week.get_mut(count(&row, "h")? as usize) {
                 *hs += count(&row, "n")?;
             }
@@ -109,7 +114,6 @@ impl Domain {
         peaks.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         peaks.truncate(3);
 
-        let handle_mean_secs = self.handle_time(q).await?;
         let days = q.days();
         let staffing = by_hour
             .iter()
