@@ -318,6 +318,7 @@ impl Domain {
     }
 
     /// Union of the agent's assigned-and-unresolved spans (gaps and islands).
+    /// The `resolved_at` bound is written so that its index applies.
     async fn agent_handling(
         &self,
         q: &MetricsQuery,
@@ -337,7 +338,7 @@ impl Domain {
             "WITH iv AS (SELECT c.assignee_id AS agent, {start} AS s, {end} AS e \
                FROM conversations c WHERE c.assignee_id IS NOT NULL \
                AND c.assigned_at IS NOT NULL AND c.assigned_at < {to} \
-               AND COALESCE(c.resolved_at, {now_p}) > {from}{filters}), \
+               AND (c.resolved_at > {from} OR (c.resolved_at IS NULL AND {now_p} > {from})){filters}), \
              o AS (SELECT agent, s, e, MAX(e) OVER (PARTITION BY agent ORDER BY s, e \
                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end FROM iv WHERE e > s), \
              g AS (SELECT agent, s, e, SUM(CASE WHEN prev_end IS NULL OR s > prev_end \

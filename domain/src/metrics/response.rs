@@ -64,9 +64,10 @@ pub struct Kpis {
     pub ever_resolved: i64,
     /// Of those, the ones reopened (`reopen_count > 0`).
     pub reopened: i64,
-    /// Messages created in the group's range (and bucket) from the customer.
+    /// **Chat volume**: messages of the group's conversations (whenever
+    /// sent) from the customer…
     pub messages_in: i64,
-    /// Messages created in the group's range (and bucket) to the customer.
+    /// …and to the customer (agents, auto-replies, templates).
     pub messages_out: i64,
 }
 
@@ -354,7 +355,9 @@ impl Domain {
         s.all(&self.db, &sql).await
     }
 
-    /// Inbound and outbound messages created in the range, per group.
+    /// Inbound and outbound messages of the cohort's conversations, per group
+    /// (from the cohort through `messages (conversation_id, …)`, so that a
+    /// split by dimension never scans every conversation).
     async fn message_volume(
         &self,
         q: &MetricsQuery,
@@ -364,29 +367,21 @@ impl Domain {
         let mut s = Sql::new(self.db.get_database_backend());
         let dim = dimension_sql(if by_dimension { q.dimension } else { None });
         let bucket = if by_bucket {
-            bucket_label(&mut s, "m.created_at", q)
+            bucket_label(&mut s, "c.created_at", q)
         } else {
             "CAST(NULL AS TEXT)".into()
         };
         let (from, to) = (s.bind(q.from), s.bind(q.to));
         let filters = filter_sql(&mut s, &q.filters);
-        // Only join the conversation when a dimension or filter needs it.
-        let join = if by_dimension || !filters.is_empty() {
-            format!(
-                " JOIN conversations c ON c.id = m.conversation_id{}",
-                dim.joins
-            )
-        } else {
-            String::new()
-        };
         let group_by = group_by(by_bucket, by_dimension);
         let sql = format!(
             "SELECT {bucket} AS bucket, {key} AS dkey, {label} AS dlabel, \
              {inbound} AS messages_in, {outbound} AS messages_out \
-             FROM messages m{join} \
-             WHERE m.created_at >= {from} AND m.created_at < {to}{filters}{group_by}",
+             FROM conversations c{joins} JOIN messages m ON m.conversation_id = c.id \
+             WHERE c.created_at >= {from} AND c.created_at < {to}{filters}{group_by}",
             key = dim.key,
             label = dim.label,
+            joins = dim.joins,
             inbound = count_if("m.direction = 'inbound'"),
             outbound = count_if("m.direction = 'outbound'"),
         );
