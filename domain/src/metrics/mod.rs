@@ -5,8 +5,8 @@
 //! # Shared rules
 //! - **The cohort.** Conversation metrics count the conversations *created* in
 //!   `[from, to)` that match the filters, and bucket them by `created_at`;
-//!   chat volume counts the messages of those conversations, in the
-//!   conversation's bucket. Agent text (characters) counts messages sent in
+//!   chat volume counts the messages of those conversations that were sent in
+//!   `[from, to)` too, in the conversation's bucket. Agent text (characters) counts messages sent in
 //!   `[from, to)`. Presence and handling time are clipped to `[from, to)`.
 //! - **Dimension.** Rows can be split by agent (the conversation's current
 //!   assignee), department, channel, tag (a conversation with two tags counts

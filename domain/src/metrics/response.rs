@@ -64,8 +64,8 @@ pub struct Kpis {
     pub ever_resolved: i64,
     /// Of those, the ones reopened (`reopen_count > 0`).
     pub reopened: i64,
-    /// **Chat volume**: messages of the group's conversations (whenever
-    /// sent) from the customer…
+    /// **Chat volume**: messages of the group's conversations that were
+    /// themselves created in the range, from the customer…
     pub messages_in: i64,
     /// …and to the customer (agents, auto-replies, templates).
     pub messages_out: i64,
@@ -355,9 +355,9 @@ impl Domain {
         s.all(&self.db, &sql).await
     }
 
-    /// Inbound and outbound messages of the cohort's conversations, per group
-    /// (from the cohort through `messages (conversation_id, …)`, so that a
-    /// split by dimension never scans every conversation).
+    /// Inbound and outbound messages of the cohort's conversations created in
+    /// the range, per group: both ranges bound the join, so that neither
+    /// side is scanned whole.
     async fn message_volume(
         &self,
         q: &MetricsQuery,
@@ -378,7 +378,8 @@ impl Domain {
             "SELECT {bucket} AS bucket, {key} AS dkey, {label} AS dlabel, \
              {inbound} AS messages_in, {outbound} AS messages_out \
              FROM conversations c{joins} JOIN messages m ON m.conversation_id = c.id \
-             WHERE c.created_at >= {from} AND c.created_at < {to}{filters}{group_by}",
+             WHERE c.created_at >= {from} AND c.created_at < {to} \
+             AND m.created_at >= {from} AND m.created_at < {to}{filters}{group_by}",
             key = dim.key,
             label = dim.label,
             joins = dim.joins,
