@@ -18,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod ingest;
 pub mod lock;
+pub mod metrics;
 pub mod notes;
 pub mod outbound;
 pub mod pagination;

@@ -9,6 +9,7 @@ pub mod m20261125_000004_create_conversations;
 pub mod m20261125_000005_create_automation;
 pub mod m20261125_000006_create_operations;
 pub mod m20261202_000001_add_sla_sweep_indexes;
+pub mod m20261202_000002_create_metrics_indexes;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_create_automation::Migration),
             Box::new(m20261125_000006_create_operations::Migration),
             Box::new(m20261202_000001_add_sla_sweep_indexes::Migration),
+            Box::new(m20261202_000002_create_metrics_indexes::Migration),
         ]
     }
 }

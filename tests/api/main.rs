@@ -14,6 +14,7 @@ mod http_spec;
 mod integration;
 mod lock;
 mod messaging;
+mod metrics;
 mod operations;
 mod permissions;
 mod presence;

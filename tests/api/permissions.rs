@@ -139,6 +139,8 @@ fn operations(
         ("sendMessage (own)", "mutation($id:ID!){ sendMessage(input:{conversationId:$id, text:\"Ciao\"}){ id } }".into(), json!({"id": mine}), STAFF),
         ("sendMessage (other)", "mutation($id:ID!){ sendMessage(input:{conversationId:$id, text:\"Ciao\"}){ id } }".into(), json!({"id": other}), MANAGERS),
         ("billing", "{ billing(from:\"2026-01-01T00:00:00Z\", to:\"2027-01-01T00:00:00Z\"){ totals { totalMicros } } }".into(), json!({}), REPORTS),
+        ("metrics", "{ metrics(range:{from:\"2026-01-01T00:00:00Z\", to:\"2026-02-01T00:00:00Z\"}){ overview { conversations } funnel { layers { count } } } }".into(), json!({}), REPORTS),
+        ("markConverted", "mutation($id:ID!){ markConverted(conversationId:$id, amount: 10){ conversationId } }".into(), json!({"id": other}), MANAGERS),
         ("cannedResponses", "{ cannedResponses { id } }".into(), json!({}), ALL),
         ("createCannedResponse", format!("mutation {{ createCannedResponse(input:{{shortcut:\"c-{role}\", title:\"T\", body:\"B\"}}) {{ id }} }}"), json!({}), MANAGERS),
         ("updateCannedResponse", "mutation { updateCannedResponse(id:\"999999\", input:{title:\"T\"}) { id } }".into(), json!({}), MANAGERS),

@@ -267,7 +267,7 @@ impl BillingPeriod {
     }
 }
 
-pub struct Billing(BillingReport);
+pub struct Billing(pub BillingReport);
 
 #[Object]
 impl Billing {

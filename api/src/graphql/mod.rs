@@ -11,6 +11,7 @@ pub mod http;
 pub mod integration;
 pub mod loaders;
 pub mod messaging;
+pub mod metrics;
 pub mod reference;
 pub mod sla;
 pub mod staff;
@@ -35,6 +36,7 @@ pub struct QueryRoot(
     messaging::MessagingQuery,
     sla::SlaQuery,
     integration::IntegrationQuery,
+    metrics::MetricsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -48,6 +50,7 @@ pub struct MutationRoot(
     messaging::MessagingMutation,
     sla::SlaMutation,
     integration::IntegrationMutation,
+    metrics::MetricsMutation,
 );
 
 pub type HelpdeskSchema = Schema<QueryRoot, MutationRoot, subscription::SubscriptionRoot>;
