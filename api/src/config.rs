@@ -75,6 +75,12 @@ pub struct Config {
     pub window_surcharge_micros: i64,
     /// Messages per minute to a new customer (first contact within 24 h).
     pub new_customer_messages_per_minute: u64,
+    /// Send a CSAT survey (1–5) when a conversation is resolved.
+    pub csat_survey: bool,
+    /// Ask NPS (0–10) after the CSAT answer.
+    pub nps_survey: bool,
+    /// Unanswered surveys expire after this many hours.
+    pub survey_expiry_hours: i64,
 }
 
 impl Default for Config {
@@ -112,6 +118,9 @@ impl Default for Config {
             prices: domain::billing::Prices::default(),
             window_surcharge_micros: 10_000,
             new_customer_messages_per_minute: 5,
+            csat_survey: true,
+            nps_survey: false,
+            survey_expiry_hours: 24,
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod actor;
 pub mod assignment;
 pub mod audit;
 pub mod auth;
+pub mod autoreply;
 pub mod billing;
 pub mod canned_responses;
 pub mod channels;
@@ -16,6 +17,9 @@ pub mod departments;
 pub mod error;
 pub mod events;
 pub mod ingest;
+pub mod keywords;
+pub mod language;
+pub mod lead_flow;
 pub mod lock;
 pub mod notes;
 pub mod outbound;
@@ -24,6 +28,7 @@ pub mod permissions;
 pub mod presence;
 pub mod routing;
 pub mod staff;
+pub mod survey;
 pub mod tags;
 pub mod window;
 
@@ -50,6 +55,8 @@ pub struct DomainConfig {
     pub lock_idle: Duration,
     /// Windows, billing, sending limits.
     pub messaging: MessagingConfig,
+    /// CSAT / NPS surveys on resolution.
+    pub surveys: survey::SurveyConfig,
 }
 
 /// The services, sharing one database, clock and event publisher.

@@ -8,6 +8,7 @@ pub mod m20261125_000003_create_sla;
 pub mod m20261125_000004_create_conversations;
 pub mod m20261125_000005_create_automation;
 pub mod m20261125_000006_create_operations;
+pub mod m20261202_000001_create_automation_hits;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_create_conversations::Migration),
             Box::new(m20261125_000005_create_automation::Migration),
             Box::new(m20261125_000006_create_operations::Migration),
+            Box::new(m20261202_000001_create_automation_hits::Migration),
         ]
     }
 }

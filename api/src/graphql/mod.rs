@@ -3,6 +3,7 @@
 pub mod assignment;
 pub mod audit;
 pub mod auth;
+pub mod automation;
 pub mod contact;
 pub mod context;
 pub mod conversation;
@@ -31,6 +32,7 @@ pub struct QueryRoot(
     audit::AuditQuery,
     assignment::AssignmentQuery,
     messaging::MessagingQuery,
+    automation::AutomationQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -42,6 +44,7 @@ pub struct MutationRoot(
     reference::ReferenceMutation,
     assignment::AssignmentMutation,
     messaging::MessagingMutation,
+    automation::AutomationMutation,
 );
 
 pub type HelpdeskSchema = Schema<QueryRoot, MutationRoot, subscription::SubscriptionRoot>;
