@@ -770,3 +770,39 @@ async fn a_lead_flow_asks_its_questions_stores_the_answers_and_assigns_the_best_
         "no message after the last answer"
     );
 }
+
+#[tokio::test]
+async fn canned_responses_fill_the_same_placeholders_and_variables_in_send_message() {
+    let d = desk().await;
+    let app = &d.app;
+    app.gql(
+        &app.admin_token,
+        "mutation{ setAutomationVariable(key:\"stock\", value:\"3\"){ key } }",
+        json!({}),
+    )
+    .await
+    .data();
+    let (_, editor) = app.staff("Edna", "EDITOR").await;
+    let r = app
+        .gql(
+            &editor,
+            "mutation{ createCannedResponse(input:{shortcut:\"stock\", title:\"Stock\", body:\"{{name}}: {{if stock < 10}}limited pre-order{{else}}in stock{{end}} (n. {{conversation}})\"}){ id } }",
+            json!({}),
+        )
+        .await;
+    r.data();
+    let who = new_customer();
+    d.says(&who, "Bonjour").await;
+    let conv = d.conversation(&who).await;
+    let r = app
+        .gql(
+            &app.admin_token,
+            "mutation($c:ID!){ sendMessage(input:{conversationId:$c, text:\"/stock\"}){ body } }",
+            json!({"c": conv.id.to_string()}),
+        )
+        .await;
+    assert_eq!(
+        r.data()["sendMessage"]["body"],
+        format!("Camille: limited pre-order (n. {})", conv.id)
+    );
+}

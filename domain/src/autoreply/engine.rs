@@ -384,6 +384,19 @@ impl Domain {
         ))
     }
 
+    /// `text` with its placeholders filled (canned responses, at send time).
+    pub async fn fill_placeholders(
+        &self,
+        text: &str,
+        contact: &contact::Model,
+        conversation: &conversation::Model,
+    ) -> Result<String> {
+        let values = self
+            .placeholder_values(&self.db, contact, conversation, text, self.clock.now())
+            .await?;
+        Ok(render(text, &values))
+    }
+
     /// Values for the placeholders of `template` (variables only when it uses any).
     pub async fn placeholder_values(
         &self,
