@@ -164,7 +164,8 @@ pub fn parse_score(kind: SurveyKind, text: &str, chosen: Option<&str>) -> Option
     }
 }
 
-/// The reply id of an inbound interactive answer, from its stored payload.
+/// The id of the reply button, list row or template button an inbound
+/// message chose, from its stored payload.
 pub fn chosen_id(message_type: MessageType, payload: Option<&Value>) -> Option<String> {
     let content = payload?.get("content")?;
     let id = match message_type {

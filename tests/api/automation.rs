@@ -806,3 +806,56 @@ async fn canned_responses_fill_the_same_placeholders_and_variables_in_send_messa
         format!("Camille: limited pre-order (n. {})", conv.id)
     );
 }
+
+#[tokio::test]
+async fn the_automation_rate_counts_conversations_closed_without_a_human() {
+    let d = desk().await;
+    let app = &d.app;
+    d.rule_id(
+        json!({"name": "Hours", "triggerMode": "KEYWORD", "keywords": ["orari"],
+        "variants": ["Aperti 9-18."]}),
+    )
+    .await;
+    let resolve = |id: i64| async move {
+        app.gql(
+            &app.admin_token,
+            "mutation($c:ID!){ resolve(conversationId:$c){ status } }",
+            json!({"c": id.to_string()}),
+        )
+        .await
+        .data();
+    };
+    let bot_only = new_customer();
+    d.says(&bot_only, "orari?").await;
+    resolve(d.conversation(&bot_only).await.id).await;
+    let human = new_customer();
+    d.says(&human, "orari? e poi un'altra domanda").await;
+    let conv = d.conversation(&human).await.id;
+    app.gql(
+        &app.admin_token,
+        "mutation($c:ID!){ sendMessage(input:{conversationId:$c, text:\"Ecco!\"}){ id } }",
+        json!({"c": conv.to_string()}),
+    )
+    .await
+    .data();
+    resolve(conv).await;
+    let r = app
+        .gql(
+            &app.admin_token,
+            "{ automationReport(from:\"2026-12-01T00:00:00Z\", to:\"2026-12-03T00:00:00Z\"){ conversationsClosed closedWithoutHuman automationRate keywordHits { keyword hits } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r.data()["automationReport"],
+        json!({"conversationsClosed": 2, "closedWithoutHuman": 1, "automationRate": 0.5,
+            "keywordHits": [{"keyword": "orari", "hits": 2}]})
+    );
+    app.gql(
+        &app.admin_token,
+        "{ automationReport(from:\"2026-12-03T00:00:00Z\", to:\"2026-12-01T00:00:00Z\"){ automationRate } }",
+        json!({}),
+    )
+    .await
+    .assert_code("BAD_USER_INPUT");
+}

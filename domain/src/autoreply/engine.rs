@@ -16,7 +16,7 @@ use entity::{
     sla_policy,
 };
 use rand::Rng;
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
@@ -61,20 +61,6 @@ pub fn agent_button_title(language: Option<&str>) -> &'static str {
         Some("pt") => "Falar com atendente",
         _ => "Talk to an agent",
     }
-}
-
-/// The id of the reply button or list row the customer chose, if any.
-pub fn reply_id(m: &message::Model) -> Option<String> {
-    let content = m.payload.as_ref()?.get("content")?;
-    let id = match m.message_type {
-        MessageType::Interactive => content
-            .get("button_reply")
-            .or_else(|| content.get("list_reply"))?
-            .get("id")?,
-        MessageType::Button => content.get("payload")?,
-        _ => return None,
-    };
-    id.as_str().map(str::to_string)
 }
 
 fn mode_rank(m: TriggerMode) -> u8 {
@@ -200,7 +186,7 @@ impl Domain {
         now: DateTime<Utc>,
     ) -> Result<Automated> {
         let text = inbound.body.as_deref().unwrap_or_default();
-        let chosen = reply_id(inbound);
+        let chosen = crate::survey::chosen_id(inbound.message_type, inbound.payload.as_ref());
         if !matches!(
             conversation.status,
             ConversationStatus::Open | ConversationStatus::Pending
@@ -217,13 +203,17 @@ impl Domain {
             return Ok(Automated::default());
         }
         let mut done = Automated::default();
-        if self
-            .advance_lead_flow(txn, contact, conversation, text, now, &mut done)
-            .await?
+        // A new conversation has no running flow and no automation history yet.
+        if !created
+            && self
+                .advance_lead_flow(txn, contact, conversation, text, now, &mut done)
+                .await?
         {
             return Ok(done);
         }
-        if conversation.assignee_id.is_some() || handed_over(txn, conversation.id).await? {
+        if conversation.assignee_id.is_some()
+            || (!created && handed_over(txn, conversation.id).await?)
+        {
             return Ok(done);
         }
         let words = Words::of(text);
@@ -341,7 +331,7 @@ impl Domain {
             )
         });
         for (rule, keyword) in candidates {
-            if rule.trigger_mode != TriggerMode::Keyword {
+            if rule.trigger_mode != TriggerMode::Keyword && !created {
                 let fired = automation_hit::Entity::find()
                     .filter(automation_hit::Column::ConversationId.eq(conversation.id))
                     .filter(automation_hit::Column::RuleId.eq(rule.id))
@@ -576,30 +566,30 @@ async fn handover(
     })
 }
 
-/// The variant of `rule` this contact got last.
+/// The variant of `rule` this contact got last (found through the contact's
+/// automation hits, which are indexed by contact).
 async fn last_variant(
     db: &impl ConnectionTrait,
     rule_id: i64,
     contact_id: i64,
 ) -> Result<Option<usize>> {
-    let last: Option<Option<i32>> = message::Entity::find()
+    let last = automation_hit::Entity::find()
+        .filter(automation_hit::Column::ContactId.eq(contact_id))
+        .filter(automation_hit::Column::RuleId.eq(rule_id))
+        .filter(automation_hit::Column::Kind.eq(HIT_REPLY))
+        .order_by_desc(automation_hit::Column::Id)
+        .one(db)
+        .await?;
+    let Some(message_id) = last.and_then(|h| h.message_id) else {
+        return Ok(None);
+    };
+    let variant: Option<Option<i32>> = message::Entity::find_by_id(message_id)
         .select_only()
         .column(message::Column::AutoVariant)
-        .filter(message::Column::AutoRuleId.eq(rule_id))
-        .filter(
-            message::Column::ConversationId.in_subquery(
-                Query::select()
-                    .column(conversation::Column::Id)
-                    .from(conversation::Entity)
-                    .and_where(conversation::Column::ContactId.eq(contact_id))
-                    .to_owned(),
-            ),
-        )
-        .order_by_desc(message::Column::Id)
         .into_tuple()
         .one(db)
         .await?;
-    Ok(last.flatten().and_then(|v| usize::try_from(v).ok()))
+    Ok(variant.flatten().and_then(|v| usize::try_from(v).ok()))
 }
 
 #[cfg(test)]
