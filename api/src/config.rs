@@ -93,6 +93,12 @@ pub struct Config {
     pub retention_action: String,
     /// Seconds to finish in-flight requests and worker ticks after SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// Send a CSAT survey (1–5) when a conversation is resolved.
+    pub csat_survey: bool,
+    /// Ask NPS (0–10) after the CSAT answer.
+    pub nps_survey: bool,
+    /// Unanswered surveys expire after this many hours.
+    pub survey_expiry_hours: i64,
 }
 
 impl Default for Config {
@@ -138,6 +144,9 @@ impl Default for Config {
             retention_days: None,
             retention_action: "archive".into(),
             shutdown_grace_secs: 30,
+            csat_survey: true,
+            nps_survey: false,
+            survey_expiry_hours: 24,
         }
     }
 }

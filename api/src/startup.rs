@@ -85,6 +85,11 @@ pub fn domain_config(config: &Config) -> DomainConfig {
             outbox_rate_per_second: config.outbox_rate_per_second,
             new_customer_messages_per_minute: config.new_customer_messages_per_minute,
         },
+        surveys: domain::survey::SurveyConfig {
+            csat: config.csat_survey,
+            nps: config.nps_survey,
+            expiry: ChronoDuration::hours(config.survey_expiry_hours),
+        },
     }
 }
 

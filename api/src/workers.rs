@@ -18,6 +18,8 @@ const LOCK_SWEEP: Duration = Duration::from_secs(10);
 const ROUTING_SWEEP: Duration = Duration::from_secs(15);
 /// How often agents without activity for 5 minutes are marked offline.
 const PRESENCE_SWEEP: Duration = Duration::from_secs(30);
+/// How often unanswered surveys past their expiry are marked expired.
+const SURVEY_SWEEP: Duration = Duration::from_secs(60);
 
 /// `routing_bus` is this process's event fan-out, which the routing worker
 /// listens to (with Redis it also carries the other instances' events);
@@ -31,6 +33,15 @@ pub fn spawn_all(
     if let Some(bus) = routing_bus {
         spawn_routing(domain.clone(), bus, metrics.clone(), stop.clone());
     }
+    let surveys = domain.clone();
+    tokio::spawn(every(SURVEY_SWEEP, stop.clone(), move || {
+        let domain = surveys.clone();
+        async move {
+            if let Err(e) = domain.expire_surveys().await {
+                tracing::warn!(error = %e, "survey sweep failed");
+            }
+        }
+    }));
     let presence = domain.clone();
     let m = metrics.clone();
     tokio::spawn(every(PRESENCE_SWEEP, stop.clone(), move || {

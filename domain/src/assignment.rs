@@ -776,10 +776,18 @@ impl Domain {
             return Err(changed_meanwhile());
         }
         self.release_own_lock(&txn, actor, &before).await?;
+        // Automation: the CSAT survey, queued with the resolution.
+        let survey = self.queue_resolution_survey(&txn, &before, now).await?;
         let after = self
             .commit_change(txn, actor, &before, "conversation.resolve", None, now)
             .await?;
         self.publish_changes(&before, &after, "resolved").await;
+        for event in survey.events {
+            self.emit(event);
+        }
+        if survey.queued {
+            self.outbox.wake.notify_one();
+        }
         Ok(after)
     }
 

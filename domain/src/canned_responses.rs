@@ -1,9 +1,11 @@
 //! Canned responses (quick replies): ready texts agents send with a
-//! `/shortcut` or by id. Placeholders `{{name}}` (the customer's name) and
-//! `{{conversation}}` (the conversation number) are filled at send time.
+//! `/shortcut` or by id. Placeholders — `{{name}}` (the customer's name),
+//! `{{conversation}}` (the conversation number), `{{sla_target}}` and live
+//! variables, as in auto-replies ([`crate::autoreply::template`]) — are
+//! filled at send time.
 //! Admins and Editors manage them; every staff member lists them.
 
-use entity::{canned_response, contact, conversation};
+use entity::canned_response;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, Set,
@@ -72,17 +74,6 @@ pub fn shortcut_in(text: &str) -> Option<String> {
         return None;
     }
     parse_shortcut(rest).ok()
-}
-
-/// Fills the placeholders; unknown ones are left as they are.
-pub fn expand(body: &str, contact: &contact::Model, conversation: &conversation::Model) -> String {
-    let name = contact
-        .name
-        .as_deref()
-        .or(contact.profile_name.as_deref())
-        .unwrap_or("");
-    body.replace("{{name}}", name)
-        .replace("{{conversation}}", &conversation.id.to_string())
 }
 
 fn conflict_to_shortcut(e: sea_orm::DbErr) -> DomainError {

@@ -96,6 +96,8 @@ fn earlier_statuses(next: DeliveryStatus) -> &'static [DeliveryStatus] {
 struct Pending {
     events: Vec<EventPayload>,
     new_queue_entries: Vec<(Option<i64>, i64)>,
+    /// Automation queued outbound messages: wake the outbox after commit.
+    outbox_queued: bool,
 }
 
 /// How often a batch whose transaction lost a race is retried before each
@@ -173,9 +175,21 @@ impl Domain {
             report.unattributable += 1;
             return Ok(());
         };
-        let (conversation, created) =
-            find_or_create_conversation(txn, channel, &contact, m, now).await?;
-        // SLA (domain::sla): start the clocks of a new conversation, resume paused ones.
+        // Automation: a survey answer stays on its resolved conversation.
+        let answered = self
+            .survey_conversation(txn, channel.id, &contact, m, now)
+            .await?;
+        let (conversation, created) = match answered {
+            Some(c) => (c, false),
+            None => find_or_create_conversation(txn, channel, &contact, m, now).await?,
+        };
+        // Automation: department, topic and language before routing sees it.
+        let conversation = self
+            .classify_inbound(txn, conversation, m.body.as_deref())
+            .await?;
+        // SLA (domain::sla): start the clocks of a new conversation (after
+        // classification: the policy depends on department and priority),
+        // resume paused ones.
         let conversation = crate::sla::clock::on_inbound(txn, conversation, created, now).await?;
         let stored = message::ActiveModel {
             conversation_id: Set(conversation.id),
@@ -218,6 +232,12 @@ impl Domain {
         {
             set_consent(txn, &contact, state, now).await?;
         }
+        // Automation: auto-replies, handover, lead flows, survey answers.
+        let automated = self
+            .automate_inbound(txn, &contact, &conversation, &stored, created, now)
+            .await;
+        pending.events.extend(automated.events);
+        pending.outbox_queued |= automated.queued;
         Ok(())
     }
 
@@ -326,6 +346,9 @@ impl Domain {
     }
 
     async fn publish_pending(&self, pending: Pending) {
+        if pending.outbox_queued {
+            self.outbox.wake.notify_one();
+        }
         for event in pending.events {
             self.emit(event);
         }

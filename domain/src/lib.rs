@@ -5,6 +5,7 @@ pub mod actor;
 pub mod assignment;
 pub mod audit;
 pub mod auth;
+pub mod autoreply;
 pub mod billing;
 pub mod canned_responses;
 pub mod channels;
@@ -17,6 +18,9 @@ pub mod departments;
 pub mod error;
 pub mod events;
 pub mod ingest;
+pub mod keywords;
+pub mod language;
+pub mod lead_flow;
 pub mod lock;
 pub mod metrics;
 pub mod notes;
@@ -28,6 +32,7 @@ pub mod retention;
 pub mod routing;
 pub mod sla;
 pub mod staff;
+pub mod survey;
 pub mod tags;
 pub mod webhooks_out;
 pub mod window;
@@ -55,6 +60,8 @@ pub struct DomainConfig {
     pub lock_idle: Duration,
     /// Windows, billing, sending limits.
     pub messaging: MessagingConfig,
+    /// CSAT / NPS surveys on resolution.
+    pub surveys: survey::SurveyConfig,
 }
 
 /// The services, sharing one database, clock and event publisher.

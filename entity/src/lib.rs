@@ -11,6 +11,7 @@ pub mod api_token;
 pub mod assignment;
 pub mod audit_log;
 pub mod auto_reply_rule;
+pub mod automation_hit;
 pub mod automation_variable;
 pub mod billing_ledger;
 pub mod business_hours;

@@ -4,6 +4,7 @@ pub use super::api_token::Entity as ApiToken;
 pub use super::assignment::Entity as Assignment;
 pub use super::audit_log::Entity as AuditLog;
 pub use super::auto_reply_rule::Entity as AutoReplyRule;
+pub use super::automation_hit::Entity as AutomationHit;
 pub use super::automation_variable::Entity as AutomationVariable;
 pub use super::billing_ledger::Entity as BillingLedger;
 pub use super::business_hours::Entity as BusinessHours;

@@ -10,6 +10,7 @@ pub mod m20261125_000005_create_automation;
 pub mod m20261125_000006_create_operations;
 pub mod m20261202_000001_add_sla_sweep_indexes;
 pub mod m20261202_000002_create_metrics_indexes;
+pub mod m20261202_000003_create_automation_hits;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_create_operations::Migration),
             Box::new(m20261202_000001_add_sla_sweep_indexes::Migration),
             Box::new(m20261202_000002_create_metrics_indexes::Migration),
+            Box::new(m20261202_000003_create_automation_hits::Migration),
         ]
     }
 }

@@ -19,7 +19,7 @@ use sea_orm::{
 use serde_json::json;
 
 /// Every table of the data model.
-const TABLES: [&str; 30] = [
+const TABLES: [&str; 31] = [
     "users",
     "departments",
     "department_members",
@@ -50,6 +50,7 @@ const TABLES: [&str; 30] = [
     "lead_flow_runs",
     "presence_intervals",
     "webhook_inbox",
+    "automation_hits",
 ];
 
 const MIGRATION_TABLE: &str = "seaql_migrations";

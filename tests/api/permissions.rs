@@ -196,6 +196,21 @@ fn operations(
         ("applyRetention", "mutation { applyRetention(olderThanDays:3650, mode:ARCHIVE) }".into(), json!({}), ADMIN),
         ("exportContactData", "mutation { exportContactData(contactId:\"999999\") }".into(), json!({}), ADMIN),
         ("eraseContact", "mutation { eraseContact(contactId:\"999999\") { messages } }".into(), json!({}), ADMIN),
+        // Automation: rules, variables and flows are settings (Admin); the report is a metric.
+        ("autoReplyRules", "{ autoReplyRules { id } }".into(), json!({}), ADMIN),
+        ("createAutoReplyRule", format!("mutation {{ createAutoReplyRule(input:{{name:\"R-{role}\", triggerMode:KEYWORD, keywords:[\"x{role}\"], variants:[\"Hi\"]}}) {{ rule {{ id }} }} }}"), json!({}), ADMIN),
+        ("updateAutoReplyRule", "mutation { updateAutoReplyRule(id:\"999999\", input:{priority:1}) { rule { id } } }".into(), json!({}), ADMIN),
+        ("deleteAutoReplyRule", "mutation { deleteAutoReplyRule(id:\"999999\") { id } }".into(), json!({}), ADMIN),
+        ("automationVariables", "{ automationVariables { key } }".into(), json!({}), ADMIN),
+        ("setAutomationVariable", format!("mutation {{ setAutomationVariable(key:\"v-{role}\", value:\"1\") {{ key }} }}"), json!({}), ADMIN),
+        ("deleteAutomationVariable", "mutation { deleteAutomationVariable(key:\"missing\") { key } }".into(), json!({}), ADMIN),
+        ("leadFlows", "{ leadFlows { id } }".into(), json!({}), ADMIN),
+        ("createLeadFlow", format!("mutation {{ createLeadFlow(input:{{name:\"F-{role}\", triggerKeywords:[\"devis\"], questions:[{{field:\"area\", question:\"Where?\"}}]}}) {{ id }} }}"), json!({}), ADMIN),
+        ("updateLeadFlow", "mutation { updateLeadFlow(id:\"999999\", input:{isActive:false}) { id } }".into(), json!({}), ADMIN),
+        ("deleteLeadFlow", "mutation { deleteLeadFlow(id:\"999999\") { id } }".into(), json!({}), ADMIN),
+        ("automationReport", "{ automationReport(from:\"2026-01-01T00:00:00Z\", to:\"2027-01-01T00:00:00Z\"){ automationRate } }".into(), json!({}), REPORTS),
+        ("surveys (own)", "query($c:ID!){ surveys(conversationId:$c){ id } }".into(), json!({"c": mine}), STAFF),
+        ("surveys (other)", "query($c:ID!){ surveys(conversationId:$c){ id } }".into(), json!({"c": other}), MANAGERS),
     ]
 }
 

@@ -192,9 +192,11 @@ async fn a_message_on_friday_night_is_due_on_monday_morning_in_business_time() {
             .unwrap(),
         10
     );
+    // In the language detected from the customer's Italian message.
+    assert_eq!(row.language.as_deref(), Some("it"));
     assert_eq!(
         app.domain.first_response_target_text(&row).await.unwrap(),
-        "We will reply within 10 minutes."
+        "Ti risponderemo entro 10 minuti."
     );
 }
 
@@ -357,7 +359,7 @@ async fn billing_unanswered_for_20_minutes_is_transferred_and_the_customer_told_
             "escalationKind": "FUNCTIONAL", "escalateToDepartmentId": billing.to_string()}),
     )
     .await;
-    let c = customer_writes(&app, "393330000005", "La fattura è sbagliata").await;
+    let c = customer_writes(&app, "393330000005", "Buongiorno, ho una domanda").await;
     conversation::Entity::update_many()
         .col_expr(conversation::Column::Language, Expr::value("it"))
         .filter(conversation::Column::Id.eq(c))
@@ -550,7 +552,7 @@ async fn two_instances_on_one_database_escalate_and_breach_exactly_once() {
     .await;
     let mut conversations = vec![];
     for i in 0..8 {
-        conversations.push(customer_writes(&a, &format!("39333100{i:04}"), "Fattura").await);
+        conversations.push(customer_writes(&a, &format!("39333100{i:04}"), "Buongiorno").await);
     }
     a.clock.advance(Duration::minutes(11));
     let (ra, rb) = tokio::join!(a.domain.run_sla_sweep(), b.domain.run_sla_sweep());

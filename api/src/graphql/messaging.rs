@@ -122,7 +122,8 @@ pub struct SendMessageInput {
     media: Option<MediaInput>,
     interactive: Option<InteractiveInput>,
     template: Option<TemplateInput>,
-    /// Sends this canned response with `{{name}}` and `{{conversation}}` filled in.
+    /// Sends this canned response with its placeholders (`{{name}}`,
+    /// `{{conversation}}`, `{{sla_target}}`, live variables) filled in.
     canned_response_id: Option<ID>,
     /// The message being answered (shown quoted on the customer's phone).
     reply_to: Option<ID>,
@@ -294,7 +295,7 @@ impl CannedResponse {
     async fn title(&self) -> &str {
         &self.0.title
     }
-    /// May contain `{{name}}` and `{{conversation}}`.
+    /// May contain `{{name}}`, `{{conversation}}`, `{{sla_target}}` and live variables.
     async fn body(&self) -> &str {
         &self.0.body
     }

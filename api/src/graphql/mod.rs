@@ -3,6 +3,7 @@
 pub mod assignment;
 pub mod audit;
 pub mod auth;
+pub mod automation;
 pub mod contact;
 pub mod context;
 pub mod conversation;
@@ -37,6 +38,7 @@ pub struct QueryRoot(
     sla::SlaQuery,
     integration::IntegrationQuery,
     metrics::MetricsQuery,
+    automation::AutomationQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -51,6 +53,7 @@ pub struct MutationRoot(
     sla::SlaMutation,
     integration::IntegrationMutation,
     metrics::MetricsMutation,
+    automation::AutomationMutation,
 );
 
 pub type HelpdeskSchema = Schema<QueryRoot, MutationRoot, subscription::SubscriptionRoot>;

@@ -4,6 +4,7 @@
 //! them to a [`MessageSender`] (the Graph API client lives in the api crate),
 //! retries transient failures and surfaces permanent ones to the agent.
 
+pub mod automated;
 pub mod content;
 pub mod send;
 pub mod throttle;

@@ -20,7 +20,7 @@ use sea_orm::{
 
 use super::content::{ContentInput, OutboundContent};
 use crate::audit::{self, Change};
-use crate::canned_responses::{expand, shortcut_in};
+use crate::canned_responses::shortcut_in;
 use crate::events::{EventPayload, Scope};
 use crate::{Actor, Domain, DomainError, Result, window};
 
@@ -176,7 +176,10 @@ impl Domain {
                 .ok_or_else(|| {
                     DomainError::invalid("cannedResponseId", "no such canned response")
                 })?;
-            content.text = Some(expand(&canned.body, contact, conversation));
+            content.text = Some(
+                self.fill_placeholders(&canned.body, contact, conversation)
+                    .await?,
+            );
         } else if let Some(shortcut) = content.text.as_deref().and_then(shortcut_in) {
             let canned = self
                 .canned_response_by_shortcut(&shortcut)
@@ -184,7 +187,10 @@ impl Domain {
                 .ok_or_else(|| {
                     DomainError::invalid("text", format!("no canned response /{shortcut}"))
                 })?;
-            content.text = Some(expand(&canned.body, contact, conversation));
+            content.text = Some(
+                self.fill_placeholders(&canned.body, contact, conversation)
+                    .await?,
+            );
         }
         content.parse()
     }

@@ -1,0 +1,668 @@
+//! Automation on each inbound message, inside the ingest transaction (a
+//! savepoint: a failure here is logged and never loses the inbound message).
+//!
+//! [`Domain::classify_inbound`] runs first, before routing can see the
+//! conversation: department (by the departments' keywords, else by the
+//! detected topic), topic and language. [`Domain::automate_inbound`] runs once
+//! the message is stored: survey answers, lead-flow steps, the handover to a
+//! human, then at most one auto-reply, queued in the outbox.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{
+    ConversationStatus, MessageType, TriggerMode, auto_reply_rule, automation_hit,
+    automation_variable, business_hours, contact, conversation, department, holiday, message,
+    sla_policy,
+};
+use rand::Rng;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+
+use super::template::{Values, describe_duration, render};
+use super::{rule_buttons, rule_keywords, rule_schedule, rule_variants};
+use crate::events::{EventPayload, Scope};
+use crate::keywords::{self, Words};
+use crate::outbound::automated::{self, Origin};
+use crate::outbound::content::{ContentInput, InteractiveInput, OutboundContent, ReplyButton};
+use crate::{Domain, Result, consent, language};
+
+pub const HIT_REPLY: &str = "reply";
+pub const HIT_HANDOVER: &str = "handover";
+/// The reply-button id of "talk to an agent".
+pub const AGENT_BUTTON_ID: &str = "auto:agent";
+/// Automated replies per customer in any 24 hours.
+pub const MAX_AUTOMATED_PER_DAY: u64 = 3;
+
+/// What automation did in the ingest transaction, published after it commits.
+#[derive(Debug, Default)]
+pub struct Automated {
+    pub events: Vec<EventPayload>,
+    /// Something was written to the outbox: wake its worker.
+    pub queued: bool,
+}
+
+impl Automated {
+    fn merge(&mut self, other: Automated) {
+        self.events.extend(other.events);
+        self.queued |= other.queued;
+    }
+}
+
+/// "Talk to an agent" in the conversation's language (at most 20 characters).
+pub fn agent_button_title(language: Option<&str>) -> &'static str {
+    match language {
+        Some("fr") => "Parler à un agent",
+        Some("it") => "Parla con operatore",
+        Some("es") => "Hablar con agente",
+        Some("pt") => "Falar com atendente",
+        _ => "Talk to an agent",
+    }
+}
+
+fn mode_rank(m: TriggerMode) -> u8 {
+    match m {
+        TriggerMode::Keyword => 0,
+        TriggerMode::Scheduled => 1,
+        TriggerMode::Offline => 2,
+        TriggerMode::FirstContact => 3,
+    }
+}
+
+/// Picks a variant index at random, never `last` when there is a choice.
+pub fn pick_variant(count: usize, last: Option<usize>, rng: &mut impl Rng) -> usize {
+    match (count, last) {
+        (0 | 1, _) => 0,
+        (n, Some(l)) if l < n => {
+            let i = rng.random_range(0..n - 1);
+            if i >= l { i + 1 } else { i }
+        }
+        (n, _) => rng.random_range(0..n),
+    }
+}
+
+impl Domain {
+    /// Department, topic and language of a conversation nobody holds yet, from
+    /// a customer's text: set before the commit, so routing sees them.
+    pub async fn classify_inbound(
+        &self,
+        txn: &DatabaseTransaction,
+        conversation: conversation::Model,
+        text: Option<&str>,
+    ) -> Result<conversation::Model> {
+        let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+            return Ok(conversation);
+        };
+        if conversation.assignee_id.is_some()
+            || !matches!(
+                conversation.status,
+                ConversationStatus::Open | ConversationStatus::Pending
+            )
+        {
+            return Ok(conversation);
+        }
+        let words = Words::of(text);
+        let topic = match &conversation.topic {
+            Some(_) => None,
+            None => keywords::detect_topic(&words),
+        };
+        let department = match conversation.department_id {
+            Some(_) => None,
+            None => {
+                let all = department::Entity::find()
+                    .order_by_asc(department::Column::Id)
+                    .all(txn)
+                    .await?;
+                route_by_keywords(&all, &words, topic.or(conversation.topic.as_deref()))
+            }
+        };
+        let lang = match &conversation.language {
+            Some(_) => None,
+            None => language::detect(text),
+        };
+        if topic.is_none() && department.is_none() && lang.is_none() {
+            return Ok(conversation);
+        }
+        let mut row: conversation::ActiveModel = conversation.into();
+        if let Some(t) = topic {
+            row.topic = Set(Some(t.to_string()));
+        }
+        if let Some(d) = department {
+            row.department_id = Set(Some(d));
+        }
+        if let Some(l) = lang {
+            row.language = Set(Some(l.to_string()));
+        }
+        Ok(row.update(txn).await?)
+    }
+
+    /// Automation for one stored inbound message. Never fails the ingest:
+    /// its work sits in a savepoint that is rolled back on error.
+    pub async fn automate_inbound(
+        &self,
+        txn: &DatabaseTransaction,
+        contact: &contact::Model,
+        conversation: &conversation::Model,
+        inbound: &message::Model,
+        created: bool,
+        now: DateTime<Utc>,
+    ) -> Automated {
+        let savepoint = match txn.begin().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "automation skipped");
+                return Automated::default();
+            }
+        };
+        match self
+            .automate(&savepoint, contact, conversation, inbound, created, now)
+            .await
+        {
+            Ok(done) => match savepoint.commit().await {
+                Ok(()) => done,
+                Err(e) => {
+                    tracing::warn!(error = %e, "automation not saved");
+                    Automated::default()
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, conversation_id = conversation.id, "automation failed");
+                let _ = savepoint.rollback().await;
+                Automated::default()
+            }
+        }
+    }
+
+    async fn automate(
+        &self,
+        txn: &DatabaseTransaction,
+        contact: &contact::Model,
+        conversation: &conversation::Model,
+        inbound: &message::Model,
+        created: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Automated> {
+        let text = inbound.body.as_deref().unwrap_or_default();
+        let chosen = crate::survey::chosen_id(inbound.message_type, inbound.payload.as_ref());
+        if !matches!(
+            conversation.status,
+            ConversationStatus::Open | ConversationStatus::Pending
+        ) {
+            // Only a survey answer is stored on a resolved conversation.
+            return self
+                .record_survey_answer(txn, conversation, text, chosen.as_deref(), now)
+                .await;
+        }
+        if inbound.message_type == MessageType::Text && consent::requested(text).is_some() {
+            return Ok(Automated::default());
+        }
+        if !crate::outbound::may_automate(contact) || contact.wa_id.is_none() {
+            return Ok(Automated::default());
+        }
+        let mut done = Automated::default();
+        // A new conversation has no running flow and no automation history yet.
+        if !created
+            && self
+                .advance_lead_flow(txn, contact, conversation, text, now, &mut done)
+                .await?
+        {
+            return Ok(done);
+        }
+        if conversation.assignee_id.is_some()
+            || (!created && handed_over(txn, conversation.id).await?)
+        {
+            return Ok(done);
+        }
+        let words = Words::of(text);
+        if chosen.as_deref() == Some(AGENT_BUTTON_ID) || keywords::asks_for_human(&words) {
+            done.merge(handover(txn, conversation, now).await?);
+            return Ok(done);
+        }
+        if self
+            .start_lead_flow(txn, conversation, &words, now, &mut done)
+            .await?
+        {
+            return Ok(done);
+        }
+        let sent_today = automation_hit::Entity::find()
+            .filter(automation_hit::Column::ContactId.eq(contact.id))
+            .filter(automation_hit::Column::Kind.eq(HIT_REPLY))
+            .filter(automation_hit::Column::CreatedAt.gt(now - Duration::hours(24)))
+            .count(txn)
+            .await?;
+        if sent_today >= MAX_AUTOMATED_PER_DAY {
+            done.merge(handover(txn, conversation, now).await?);
+            return Ok(done);
+        }
+        let Some((rule, keyword)) = self
+            .matching_rule(txn, conversation, &words, created, now)
+            .await?
+        else {
+            return Ok(done);
+        };
+        let variants = rule_variants(&rule);
+        let last = last_variant(txn, rule.id, contact.id).await?;
+        let index = pick_variant(variants.len(), last, &mut rand::rng());
+        let Some(template) = variants.get(index) else {
+            return Ok(done);
+        };
+        let body = render(
+            template,
+            &self
+                .placeholder_values(txn, contact, conversation, template, now)
+                .await?,
+        );
+        let offer_agent = sent_today + 1 == 2;
+        let content = reply_content(
+            body,
+            rule.id,
+            rule_buttons(&rule),
+            offer_agent,
+            conversation.language.as_deref(),
+        )?;
+        let origin = Origin {
+            rule_id: Some(rule.id),
+            variant: Some(index as i32),
+        };
+        let (queued, event) = automated::queue(txn, conversation, content, origin, now).await?;
+        automation_hit::ActiveModel {
+            conversation_id: Set(conversation.id),
+            contact_id: Set(contact.id),
+            rule_id: Set(Some(rule.id)),
+            kind: Set(HIT_REPLY.into()),
+            trigger_mode: Set(Some(rule.trigger_mode)),
+            keyword: Set(keyword),
+            message_id: Set(Some(queued.id)),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await?;
+        done.events.push(event);
+        done.queued = true;
+        Ok(done)
+    }
+
+    /// The best rule for this message, with the keyword that fired it.
+    async fn matching_rule(
+        &self,
+        txn: &DatabaseTransaction,
+        conversation: &conversation::Model,
+        words: &Words,
+        created: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(auto_reply_rule::Model, Option<String>)>> {
+        let rules = auto_reply_rule::Entity::find()
+            .filter(auto_reply_rule::Column::IsActive.eq(true))
+            .filter(
+                Condition::any()
+                    .add(auto_reply_rule::Column::ChannelId.is_null())
+                    .add(auto_reply_rule::Column::ChannelId.eq(conversation.channel_id)),
+            )
+            .all(txn)
+            .await?;
+        let lang = conversation.language.as_deref();
+        let mut candidates: Vec<(auto_reply_rule::Model, Option<String>)> = vec![];
+        for rule in rules {
+            if rule.language.as_deref().is_some_and(|l| Some(l) != lang) {
+                continue;
+            }
+            let hit = match rule.trigger_mode {
+                TriggerMode::FirstContact => created.then_some(None),
+                TriggerMode::Keyword => words
+                    .first_of(&rule_keywords(&rule))
+                    .map(|k| Some(k.to_string())),
+                TriggerMode::Scheduled => rule_schedule(&rule).is_within(now).then_some(None),
+                TriggerMode::Offline => self.is_offline(txn, &rule, now).await?.then_some(None),
+            };
+            if let Some(keyword) = hit {
+                candidates.push((rule, keyword));
+            }
+        }
+        candidates.sort_by_key(|(r, _)| {
+            (
+                std::cmp::Reverse(r.priority),
+                r.language.is_none(),
+                mode_rank(r.trigger_mode),
+                r.id,
+            )
+        });
+        for (rule, keyword) in candidates {
+            if rule.trigger_mode != TriggerMode::Keyword && !created {
+                let fired = automation_hit::Entity::find()
+                    .filter(automation_hit::Column::ConversationId.eq(conversation.id))
+                    .filter(automation_hit::Column::RuleId.eq(rule.id))
+                    .count(txn)
+                    .await?;
+                if fired > 0 {
+                    continue;
+                }
+            }
+            return Ok(Some((rule, keyword)));
+        }
+        Ok(None)
+    }
+
+    async fn is_offline(
+        &self,
+        db: &impl ConnectionTrait,
+        rule: &auto_reply_rule::Model,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let schedule = rule_schedule(rule);
+        let Some(id) = schedule.business_hours_id else {
+            return Ok(schedule.is_offline_by_window(now));
+        };
+        let Some(cal) = business_hours::Entity::find_by_id(id).one(db).await? else {
+            return Ok(schedule.is_offline_by_window(now));
+        };
+        let holidays: Vec<chrono::NaiveDate> = holiday::Entity::find()
+            .filter(holiday::Column::BusinessHoursId.eq(id))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|h| h.date)
+            .collect();
+        Ok(!super::schedule::is_open(
+            &cal.timezone,
+            &cal.schedule,
+            &holidays,
+            now,
+        ))
+    }
+
+    /// `text` with its placeholders filled (canned responses, at send time).
+    pub async fn fill_placeholders(
+        &self,
+        text: &str,
+        contact: &contact::Model,
+        conversation: &conversation::Model,
+    ) -> Result<String> {
+        let values = self
+            .placeholder_values(&self.db, contact, conversation, text, self.clock.now())
+            .await?;
+        Ok(render(text, &values))
+    }
+
+    /// Values for the placeholders of `template` (variables only when it uses any).
+    pub async fn placeholder_values(
+        &self,
+        db: &impl ConnectionTrait,
+        contact: &contact::Model,
+        conversation: &conversation::Model,
+        template: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Values> {
+        let mut values = Values::default();
+        let name = contact
+            .name
+            .as_deref()
+            .or(contact.profile_name.as_deref())
+            .unwrap_or("");
+        values.builtins.insert("name", name.to_string());
+        values
+            .builtins
+            .insert("conversation", conversation.id.to_string());
+        if !template.contains("{{") {
+            return Ok(values);
+        }
+        if template.contains("sla_target") {
+            let secs = sla_target_secs(db, conversation, now).await?;
+            values.builtins.insert(
+                "sla_target",
+                secs.map(describe_duration)
+                    .unwrap_or_else(|| "a few minutes".into()),
+            );
+        }
+        let vars: HashMap<String, String> = automation_variable::Entity::find()
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|v| (v.key, v.value))
+            .collect();
+        values.variables = vars;
+        Ok(values)
+    }
+}
+
+/// Seconds until the first response is due: the conversation's own due time
+/// when the SLA engine set one, else the matching policy's target.
+async fn sla_target_secs(
+    db: &impl ConnectionTrait,
+    conversation: &conversation::Model,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>> {
+    if let Some(due) = conversation.first_response_due_at {
+        return Ok(Some((due - now).num_seconds().max(60)));
+    }
+    let policies = sla_policy::Entity::find().all(db).await?;
+    let best = policies
+        .iter()
+        .filter(|p| p.priority.is_none_or(|pr| pr == conversation.priority))
+        .filter(|p| p.channel_id.is_none_or(|c| c == conversation.channel_id))
+        .filter(|p| {
+            p.department_id
+                .is_none_or(|d| Some(d) == conversation.department_id)
+        })
+        .max_by_key(|p| {
+            (
+                p.priority.is_some(),
+                p.department_id.is_some(),
+                p.channel_id.is_some(),
+                p.is_default,
+            )
+        });
+    Ok(best.map(|p| i64::from(p.first_response_secs)))
+}
+
+/// The department a text routes to: the first whose keyword appears in it,
+/// else one whose name names the detected topic ("Returns" for "return").
+pub fn route_by_keywords(
+    departments: &[department::Model],
+    words: &Words,
+    topic: Option<&str>,
+) -> Option<i64> {
+    let by_keyword = departments.iter().find(|d| {
+        let list: Vec<String> = serde_json::from_value(d.keywords.clone()).unwrap_or_default();
+        words.first_of(&list).is_some()
+    });
+    if let Some(d) = by_keyword {
+        return Some(d.id);
+    }
+    let topic = topic?;
+    let lexicon = keywords::TOPICS
+        .iter()
+        .find(|(t, _)| *t == topic)
+        .map(|(_, l)| *l)?;
+    departments
+        .iter()
+        .find(|d| {
+            let name = Words::of(&d.name);
+            name.contains(topic) || lexicon.iter().any(|k| name.contains(k))
+        })
+        .map(|d| d.id)
+}
+
+/// The text (or reply buttons) of an auto-reply; the second automated reply
+/// of the day offers "talk to an agent" (replacing the third button if needed).
+pub fn reply_content(
+    body: String,
+    rule_id: i64,
+    mut titles: Vec<String>,
+    offer_agent: bool,
+    language: Option<&str>,
+) -> Result<OutboundContent> {
+    let mut buttons: Vec<ReplyButton> = vec![];
+    if offer_agent {
+        titles.truncate(crate::outbound::content::MAX_BUTTONS - 1);
+    }
+    for (i, title) in titles.into_iter().enumerate() {
+        buttons.push(ReplyButton {
+            id: format!("auto:{rule_id}:{i}"),
+            title,
+        });
+    }
+    if offer_agent {
+        buttons.push(ReplyButton {
+            id: AGENT_BUTTON_ID.into(),
+            title: agent_button_title(language).into(),
+        });
+    }
+    if buttons.is_empty() {
+        return automated::text(body);
+    }
+    ContentInput {
+        interactive: Some(InteractiveInput {
+            body,
+            buttons: Some(buttons),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .parse()
+}
+
+async fn handed_over(db: &impl ConnectionTrait, conversation_id: i64) -> Result<bool> {
+    Ok(automation_hit::Entity::find()
+        .filter(automation_hit::Column::ConversationId.eq(conversation_id))
+        .filter(automation_hit::Column::Kind.eq(HIT_HANDOVER))
+        .count(db)
+        .await?
+        > 0)
+}
+
+/// The conversation leaves the bot: no more auto-replies, it waits for a human
+/// in its queue (it is already there, unassigned).
+async fn handover(
+    db: &impl ConnectionTrait,
+    conversation: &conversation::Model,
+    now: DateTime<Utc>,
+) -> Result<Automated> {
+    automation_hit::ActiveModel {
+        conversation_id: Set(conversation.id),
+        contact_id: Set(conversation.contact_id),
+        kind: Set(HIT_HANDOVER.into()),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    conversation::Entity::update_many()
+        .col_expr(conversation::Column::UpdatedAt, Expr::value(now))
+        .filter(conversation::Column::Id.eq(conversation.id))
+        .exec(db)
+        .await?;
+    Ok(Automated {
+        events: vec![EventPayload::ConversationUpdated {
+            scope: Scope::from(conversation),
+            status: conversation.status,
+            priority: conversation.priority,
+            change: "handover".into(),
+        }],
+        queued: false,
+    })
+}
+
+/// The variant of `rule` this contact got last (found through the contact's
+/// automation hits, which are indexed by contact).
+async fn last_variant(
+    db: &impl ConnectionTrait,
+    rule_id: i64,
+    contact_id: i64,
+) -> Result<Option<usize>> {
+    let last = automation_hit::Entity::find()
+        .filter(automation_hit::Column::ContactId.eq(contact_id))
+        .filter(automation_hit::Column::RuleId.eq(rule_id))
+        .filter(automation_hit::Column::Kind.eq(HIT_REPLY))
+        .order_by_desc(automation_hit::Column::Id)
+        .one(db)
+        .await?;
+    let Some(message_id) = last.and_then(|h| h.message_id) else {
+        return Ok(None);
+    };
+    let variant: Option<Option<i32>> = message::Entity::find_by_id(message_id)
+        .select_only()
+        .column(message::Column::AutoVariant)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(variant.flatten().and_then(|v| usize::try_from(v).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_variant_is_never_the_same_twice_in_a_row() {
+        let mut rng = rand::rng();
+        for _ in 0..200 {
+            let last = rng.random_range(0..5);
+            assert_ne!(pick_variant(5, Some(last), &mut rng), last);
+        }
+        assert_eq!(pick_variant(1, Some(0), &mut rng), 0);
+        assert_eq!(pick_variant(2, Some(1), &mut rng), 0);
+    }
+
+    #[test]
+    fn the_second_reply_offers_an_agent_in_the_customer_language() {
+        let c = reply_content(
+            "Hi".into(),
+            7,
+            vec!["A".into(), "B".into(), "C".into()],
+            true,
+            Some("fr"),
+        )
+        .unwrap();
+        match c {
+            OutboundContent::Buttons { buttons, .. } => {
+                let titles: Vec<&str> = buttons.iter().map(|b| b.title.as_str()).collect();
+                assert_eq!(titles, vec!["A", "B", "Parler à un agent"]);
+                assert_eq!(buttons[2].id, AGENT_BUTTON_ID);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            reply_content("Hi".into(), 7, vec![], false, None).unwrap(),
+            OutboundContent::Text { .. }
+        ));
+        for lang in [None, Some("fr"), Some("it"), Some("es"), Some("pt")] {
+            assert!(agent_button_title(lang).chars().count() <= 20);
+        }
+    }
+
+    #[test]
+    fn departments_are_found_by_keyword_then_by_topic() {
+        let at = Utc::now();
+        let dep = |id, name: &str, kw: serde_json::Value| department::Model {
+            id,
+            name: name.into(),
+            description: None,
+            keywords: kw,
+            routing_strategy: Default::default(),
+            round_robin_cursor: None,
+            created_at: at,
+            updated_at: at,
+        };
+        let all = [
+            dep(1, "Resi", json!(["retour", "reso", "return"])),
+            dep(2, "Billing", json!([])),
+        ];
+        assert_eq!(
+            route_by_keywords(&all, &Words::of("Retour de colis"), None),
+            Some(1)
+        );
+        assert_eq!(
+            route_by_keywords(&all, &Words::of("Je veux retourner"), None),
+            None
+        );
+        assert_eq!(
+            route_by_keywords(&all, &Words::of("x"), Some("billing")),
+            Some(2)
+        );
+    }
+}
