@@ -37,7 +37,12 @@ async fn a_page_of_conversations_costs_a_constant_number_of_queries() {
     }
     let small = queries_for(&app, 10).await;
     let large = queries_for(&app, 100).await;
-    assert_eq!(small, large, "queries must not grow with the page size");
+    // N+1 queries would add about 90 here; one more is a loader batch split
+    // in two by a busy machine (the loaders wait a few milliseconds for keys).
+    assert!(
+        large <= small + 1,
+        "queries must not grow with the page size: {small} for 10 rows, {large} for 100"
+    );
     // Authentication (2: user, maybe token) + page + 5 loaders at most.
     assert!(large <= 8, "{large} queries for one page");
 }
