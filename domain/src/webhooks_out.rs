@@ -166,15 +166,34 @@ pub struct WebhookRuntime {
     pub sender: Arc<dyn WebhookSender>,
     pub config: WebhookConfig,
     pub wake: Notify,
+    /// The event types some active subscription wants, read at most once per
+    /// [`SUBSCRIBED_TTL`]: most events have no subscriber, and looking that
+    /// up per event would cost the ingest path a query each. A subscription
+    /// created on another instance is seen within the TTL; on this one at once.
+    subscribed: std::sync::Mutex<Option<(std::time::Instant, Vec<WebhookEventType>)>>,
+}
+
+/// How long the cached list of subscribed event types is trusted.
+const SUBSCRIBED_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl WebhookRuntime {
+    pub fn new(sender: Arc<dyn WebhookSender>, config: WebhookConfig) -> Self {
+        Self {
+            sender,
+            config,
+            wake: Notify::new(),
+            subscribed: Default::default(),
+        }
+    }
+
+    fn forget_subscriptions(&self) {
+        *self.subscribed.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
 }
 
 impl Default for WebhookRuntime {
     fn default() -> Self {
-        Self {
-            sender: Arc::new(NoWebhookSender),
-            config: WebhookConfig::default(),
-            wake: Notify::new(),
-        }
+        Self::new(Arc::new(NoWebhookSender), WebhookConfig::default())
     }
 }
 
@@ -325,11 +344,7 @@ enum Outcome {
 impl Domain {
     /// The sender and settings of outbound webhooks.
     pub fn with_webhooks(mut self, sender: Arc<dyn WebhookSender>, config: WebhookConfig) -> Self {
-        self.webhooks = Arc::new(WebhookRuntime {
-            sender,
-            config,
-            wake: Notify::new(),
-        });
+        self.webhooks = Arc::new(WebhookRuntime::new(sender, config));
         self
     }
 
@@ -398,6 +413,7 @@ impl Domain {
         )
         .await?;
         txn.commit().await?;
+        self.webhooks.forget_subscriptions();
         Ok((created, secret))
     }
 
@@ -444,6 +460,7 @@ impl Domain {
         )
         .await?;
         txn.commit().await?;
+        self.webhooks.forget_subscriptions();
         if after.is_active {
             self.webhooks.wake.notify_one();
         }
@@ -470,6 +487,7 @@ impl Domain {
         )
         .await?;
         txn.commit().await?;
+        self.webhooks.forget_subscriptions();
         Ok(())
     }
 
@@ -600,6 +618,9 @@ impl Domain {
         let Some((kind, conversation_id)) = classify(&event.payload) else {
             return Ok(0);
         };
+        if !self.webhook_subscribed(kind).await? {
+            return Ok(0);
+        }
         let data = match &event.payload {
             EventPayload::MessageAdded { message_id, .. } => {
                 let Some(m) = message::Entity::find_by_id(*message_id)
@@ -639,6 +660,36 @@ impl Domain {
             data,
         )
         .await
+    }
+
+    /// Whether some active subscription wants `kind` (cached, see
+    /// [`WebhookRuntime`]).
+    async fn webhook_subscribed(&self, kind: WebhookEventType) -> Result<bool> {
+        let fresh = |cache: &Option<(std::time::Instant, Vec<WebhookEventType>)>| {
+            cache
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < SUBSCRIBED_TTL)
+                .map(|(_, kinds)| kinds.contains(&kind))
+        };
+        let lock = || {
+            self.webhooks
+                .subscribed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+        };
+        if let Some(known) = fresh(&lock()) {
+            return Ok(known);
+        }
+        let kinds: Vec<WebhookEventType> = webhook_subscription::Entity::find()
+            .filter(webhook_subscription::Column::IsActive.eq(true))
+            .all(&self.db)
+            .await?
+            .iter()
+            .flat_map(event_types)
+            .collect();
+        let wanted = kinds.contains(&kind);
+        *lock() = Some((std::time::Instant::now(), kinds));
+        Ok(wanted)
     }
 
     // ---------------------------------------------------------------- delivery

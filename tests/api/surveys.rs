@@ -175,3 +175,34 @@ async fn opted_out_customers_get_no_survey() {
     let (conv, _) = resolved(&d, &who).await;
     assert!(surveys_of(&d, conv).await.is_empty());
 }
+
+#[tokio::test]
+async fn an_answer_is_queued_for_crm_webhooks_subscribed_to_it() {
+    let d = desk_with(|c| {
+        c.webhooks_allow_http = true;
+        c.webhooks_worker = false;
+    })
+    .await;
+    d.app
+        .gql(
+            &d.app.admin_token,
+            "mutation { createWebhookSubscription(input:{name:\"CRM\", url:\"http://127.0.0.1:9/hook\", eventTypes:[SURVEY_ANSWERED]}) { secret } }",
+            json!({}),
+        )
+        .await
+        .data();
+    let who = new_customer();
+    let (conv, agent) = resolved(&d, &who).await;
+    d.inbound(&who, json!({"type": "text", "text": {"body": "4"}}))
+        .await;
+    let rows = entity::webhook_delivery::Entity::find()
+        .all(&d.app.domain.db)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].event_type, "survey.answered");
+    let data = &rows[0].payload["data"];
+    assert_eq!(data["conversationId"], conv.to_string());
+    assert_eq!(data["agentId"], agent.to_string());
+    assert_eq!(data["score"], 4);
+}
