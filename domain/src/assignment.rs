@@ -107,7 +107,12 @@ fn capacity_of(agent: i64) -> Expr {
 /// we wait for its conversation row: a deadlock. Returns false when there is
 /// no such user.
 pub async fn lock_agent(txn: &DatabaseTransaction, agent: i64) -> Result<bool> {
-    Ok(user::Entity::find_by_id(agent).one(txn).await?.is_some())
+    // FOR UPDATE on PostgreSQL (SQLite has one writer and no row locks).
+    Ok(user::Entity::find_by_id(agent)
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .is_some())
 }
 
 /// Assigns conversation `id` to `agent` if, at the moment of the UPDATE, it is
