@@ -37,7 +37,8 @@ pub async fn connect(
     }
     let counter = QueryCounter::default();
     let c = counter.0.clone();
-    db.set_metric_callback(move |_| {
+    db.set_metric_callback(move |info| {
+        tracing::debug!(target: "helpdesk::sql", us = info.elapsed.as_micros() as u64, sql = %info.statement.sql);
         c.fetch_add(1, Ordering::Relaxed);
     });
     Ok((db, counter))

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::events::{EventPayload, QueueChange, Scope};
+use crate::reference::Reference;
 use crate::{Domain, DomainError, Result, consent};
 
 /// One POST from the Cloud API, already parsed by the api layer.
@@ -129,6 +130,7 @@ impl Domain {
         let channels = channels_by_number(&txn, deliveries).await?;
         let mut seen = existing_message_ids(&txn, deliveries).await?;
         let mut pending = Pending::default();
+        let reference = Reference::default();
         let mut reports = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
             let mut report = IngestReport::default();
@@ -146,8 +148,16 @@ impl Domain {
                         report.duplicates += 1;
                         continue;
                     }
-                    self.store_message(&txn, channel, m, now, &mut report, &mut pending)
-                        .await?;
+                    self.store_message(
+                        &txn,
+                        &reference,
+                        channel,
+                        m,
+                        now,
+                        &mut report,
+                        &mut pending,
+                    )
+                    .await?;
                 }
                 for s in &change.statuses {
                     self.apply_status(&txn, s, &mut report, &mut pending)
@@ -164,6 +174,7 @@ impl Domain {
     async fn store_message(
         &self,
         txn: &DatabaseTransaction,
+        reference: &Reference,
         channel: &channel::Model,
         m: &InboundMessage,
         now: DateTime<Utc>,
@@ -185,12 +196,14 @@ impl Domain {
         };
         // Automation: department, topic and language before routing sees it.
         let conversation = self
-            .classify_inbound(txn, conversation, m.body.as_deref())
+            .classify_inbound(txn, reference, conversation, m.body.as_deref())
             .await?;
         // SLA (domain::sla): start the clocks of a new conversation (after
         // classification: the policy depends on department and priority),
         // resume paused ones.
-        let conversation = crate::sla::clock::on_inbound(txn, conversation, created, now).await?;
+        let rules = reference.sla(txn).await?;
+        let conversation =
+            crate::sla::clock::on_inbound(txn, rules, conversation, created, now).await?;
         let stored = message::ActiveModel {
             conversation_id: Set(conversation.id),
             channel_id: Set(channel.id),
@@ -234,7 +247,15 @@ impl Domain {
         }
         // Automation: auto-replies, handover, lead flows, survey answers.
         let automated = self
-            .automate_inbound(txn, &contact, &conversation, &stored, created, now)
+            .automate_inbound(
+                txn,
+                reference,
+                &contact,
+                &conversation,
+                &stored,
+                created,
+                now,
+            )
             .await;
         pending.events.extend(automated.events);
         pending.outbox_queued |= automated.queued;

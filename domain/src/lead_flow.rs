@@ -254,17 +254,14 @@ impl Domain {
     pub(crate) async fn start_lead_flow(
         &self,
         txn: &DatabaseTransaction,
+        reference: &crate::reference::Reference,
         conversation: &conversation::Model,
         words: &Words,
         now: DateTime<Utc>,
         done: &mut Automated,
     ) -> Result<bool> {
-        let flows = lead_flow::Entity::find()
-            .filter(lead_flow::Column::IsActive.eq(true))
-            .order_by_asc(lead_flow::Column::Id)
-            .all(txn)
-            .await?;
-        let Some(flow) = flows.into_iter().find(|f| {
+        let flows = reference.lead_flows(txn).await?;
+        let Some(flow) = flows.iter().find(|f| {
             let k: Vec<String> =
                 serde_json::from_value(f.trigger_keywords.clone()).unwrap_or_default();
             words.first_of(&k).is_some()
@@ -318,16 +315,21 @@ impl Domain {
     }
 
     /// Takes the customer's message as the answer to the running flow's
-    /// current question, if a flow is running.
+    /// current question, if a flow is running. A deactivated flow stops asking.
     pub(crate) async fn advance_lead_flow(
         &self,
         txn: &DatabaseTransaction,
+        reference: &crate::reference::Reference,
         contact: &contact::Model,
         conversation: &conversation::Model,
         text: &str,
         now: DateTime<Utc>,
         done: &mut Automated,
     ) -> Result<bool> {
+        let flows = reference.lead_flows(txn).await?;
+        if flows.is_empty() {
+            return Ok(false);
+        }
         let Some(run) = lead_flow_run::Entity::find()
             .filter(lead_flow_run::Column::ConversationId.eq(conversation.id))
             .filter(lead_flow_run::Column::Status.eq(FlowRunStatus::Active))
@@ -336,10 +338,10 @@ impl Domain {
         else {
             return Ok(false);
         };
-        let Some(flow) = lead_flow::Entity::find_by_id(run.flow_id).one(txn).await? else {
+        let Some(flow) = flows.iter().find(|f| f.id == run.flow_id) else {
             return Ok(false);
         };
-        let questions = questions_of(&flow);
+        let questions = questions_of(flow);
         let step = usize::try_from(run.step).unwrap_or(usize::MAX);
         let Some(current) = questions.get(step) else {
             return Ok(false);

@@ -28,6 +28,7 @@ pub mod outbound;
 pub mod pagination;
 pub mod permissions;
 pub mod presence;
+pub mod reference;
 pub mod retention;
 pub mod routing;
 pub mod sla;

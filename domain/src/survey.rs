@@ -309,6 +309,15 @@ impl Domain {
         m: &crate::ingest::InboundMessage,
         now: DateTime<Utc>,
     ) -> Result<Option<conversation::Model>> {
+        let chosen = chosen_id(m.message_type, Some(&m.payload));
+        let text = m.body.as_deref().unwrap_or_default();
+        // Most messages are no score of any kind: no need to look for a survey.
+        if [SurveyKind::Csat, SurveyKind::Nps]
+            .into_iter()
+            .all(|kind| parse_score(kind, text, chosen.as_deref()).is_none())
+        {
+            return Ok(None);
+        }
         let pending = survey::Entity::find()
             .filter(survey::Column::ContactId.eq(contact.id))
             .filter(survey::Column::Status.eq(SurveyStatus::Sent))
@@ -319,14 +328,7 @@ impl Domain {
         let Some(pending) = pending else {
             return Ok(None);
         };
-        let chosen = chosen_id(m.message_type, Some(&m.payload));
-        if parse_score(
-            pending.kind,
-            m.body.as_deref().unwrap_or_default(),
-            chosen.as_deref(),
-        )
-        .is_none()
-        {
+        if parse_score(pending.kind, text, chosen.as_deref()).is_none() {
             return Ok(None);
         }
         Ok(conversation::Entity::find_by_id(pending.conversation_id)

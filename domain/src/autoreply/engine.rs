@@ -18,7 +18,7 @@ use entity::{
 use rand::Rng;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
@@ -28,6 +28,7 @@ use crate::events::{EventPayload, Scope};
 use crate::keywords::{self, Words};
 use crate::outbound::automated::{self, Origin};
 use crate::outbound::content::{ContentInput, InteractiveInput, OutboundContent, ReplyButton};
+use crate::reference::Reference;
 use crate::{Domain, Result, consent, language};
 
 pub const HIT_REPLY: &str = "reply";
@@ -90,6 +91,7 @@ impl Domain {
     pub async fn classify_inbound(
         &self,
         txn: &DatabaseTransaction,
+        reference: &Reference,
         conversation: conversation::Model,
         text: Option<&str>,
     ) -> Result<conversation::Model> {
@@ -111,13 +113,11 @@ impl Domain {
         };
         let department = match conversation.department_id {
             Some(_) => None,
-            None => {
-                let all = department::Entity::find()
-                    .order_by_asc(department::Column::Id)
-                    .all(txn)
-                    .await?;
-                route_by_keywords(&all, &words, topic.or(conversation.topic.as_deref()))
-            }
+            None => route_by_keywords(
+                reference.departments(txn).await?,
+                &words,
+                topic.or(conversation.topic.as_deref()),
+            ),
         };
         let lang = match &conversation.language {
             Some(_) => None,
@@ -144,6 +144,7 @@ impl Domain {
     pub async fn automate_inbound(
         &self,
         txn: &DatabaseTransaction,
+        reference: &Reference,
         contact: &contact::Model,
         conversation: &conversation::Model,
         inbound: &message::Model,
@@ -158,7 +159,15 @@ impl Domain {
             }
         };
         match self
-            .automate(&savepoint, contact, conversation, inbound, created, now)
+            .automate(
+                &savepoint,
+                reference,
+                contact,
+                conversation,
+                inbound,
+                created,
+                now,
+            )
             .await
         {
             Ok(done) => match savepoint.commit().await {
@@ -179,6 +188,7 @@ impl Domain {
     async fn automate(
         &self,
         txn: &DatabaseTransaction,
+        reference: &Reference,
         contact: &contact::Model,
         conversation: &conversation::Model,
         inbound: &message::Model,
@@ -206,7 +216,7 @@ impl Domain {
         // A new conversation has no running flow and no automation history yet.
         if !created
             && self
-                .advance_lead_flow(txn, contact, conversation, text, now, &mut done)
+                .advance_lead_flow(txn, reference, contact, conversation, text, now, &mut done)
                 .await?
         {
             return Ok(done);
@@ -222,7 +232,7 @@ impl Domain {
             return Ok(done);
         }
         if self
-            .start_lead_flow(txn, conversation, &words, now, &mut done)
+            .start_lead_flow(txn, reference, conversation, &words, now, &mut done)
             .await?
         {
             return Ok(done);
@@ -238,7 +248,7 @@ impl Domain {
             return Ok(done);
         }
         let Some((rule, keyword)) = self
-            .matching_rule(txn, conversation, &words, created, now)
+            .matching_rule(txn, reference, conversation, &words, created, now)
             .await?
         else {
             return Ok(done);
@@ -290,19 +300,14 @@ impl Domain {
     async fn matching_rule(
         &self,
         txn: &DatabaseTransaction,
+        reference: &Reference,
         conversation: &conversation::Model,
         words: &Words,
         created: bool,
         now: DateTime<Utc>,
     ) -> Result<Option<(auto_reply_rule::Model, Option<String>)>> {
-        let rules = auto_reply_rule::Entity::find()
-            .filter(auto_reply_rule::Column::IsActive.eq(true))
-            .filter(
-                Condition::any()
-                    .add(auto_reply_rule::Column::ChannelId.is_null())
-                    .add(auto_reply_rule::Column::ChannelId.eq(conversation.channel_id)),
-            )
-            .all(txn)
+        let rules = reference
+            .auto_reply_rules(txn, conversation.channel_id)
             .await?;
         let lang = conversation.language.as_deref();
         let mut candidates: Vec<(auto_reply_rule::Model, Option<String>)> = vec![];
@@ -313,13 +318,13 @@ impl Domain {
             let hit = match rule.trigger_mode {
                 TriggerMode::FirstContact => created.then_some(None),
                 TriggerMode::Keyword => words
-                    .first_of(&rule_keywords(&rule))
+                    .first_of(&rule_keywords(rule))
                     .map(|k| Some(k.to_string())),
-                TriggerMode::Scheduled => rule_schedule(&rule).is_within(now).then_some(None),
-                TriggerMode::Offline => self.is_offline(txn, &rule, now).await?.then_some(None),
+                TriggerMode::Scheduled => rule_schedule(rule).is_within(now).then_some(None),
+                TriggerMode::Offline => self.is_offline(txn, rule, now).await?.then_some(None),
             };
             if let Some(keyword) = hit {
-                candidates.push((rule, keyword));
+                candidates.push((rule.clone(), keyword));
             }
         }
         candidates.sort_by_key(|(r, _)| {

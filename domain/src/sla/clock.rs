@@ -95,13 +95,13 @@ fn retarget(
 /// Starts the clocks of a new conversation (ingest). Idempotent.
 pub async fn start(
     db: &impl ConnectionTrait,
+    rules: &Rules,
     c: conversation::Model,
     now: DateTime<Utc>,
 ) -> Result<conversation::Model> {
     if c.first_response_due_at.is_some() || c.resolution_due_at.is_some() {
         return Ok(c);
     }
-    let rules = Rules::load(db).await?;
     let eff = rules.fitting(&c);
     let due = Due {
         policy_id: eff.policy_id,
@@ -119,15 +119,16 @@ pub async fn start(
 /// starts the clocks of a new one, resumes paused ones.
 pub async fn on_inbound(
     db: &impl ConnectionTrait,
+    rules: &Rules,
     c: conversation::Model,
     created: bool,
     now: DateTime<Utc>,
 ) -> Result<conversation::Model> {
     if created {
-        return start(db, c, now).await;
+        return start(db, rules, c, now).await;
     }
     if c.sla_paused_at.is_some() && c.status == ConversationStatus::Open {
-        return resume(db, &c, now).await;
+        return resume(db, rules, &c, now).await;
     }
     Ok(c)
 }
@@ -135,13 +136,13 @@ pub async fn on_inbound(
 /// Shifts the due times by the business time spent paused.
 async fn resume(
     db: &impl ConnectionTrait,
+    rules: &Rules,
     c: &conversation::Model,
     now: DateTime<Utc>,
 ) -> Result<conversation::Model> {
     let Some(paused_at) = c.sla_paused_at else {
         return Ok(c.clone());
     };
-    let rules = Rules::load(db).await?;
     let eff = rules.of(c);
     let shift = |due: Option<DateTime<Utc>>| {
         due.map(|d| {
@@ -308,8 +309,9 @@ impl Domain {
                 };
                 after = store(&txn, &after, due).await?;
             }
-        } else if !waiting {
-            after = resume(&txn, &after, now).await?;
+        } else if !waiting && after.sla_paused_at.is_some() {
+            let rules = Rules::load(&txn).await?;
+            after = resume(&txn, &rules, &after, now).await?;
         }
         self.touch_lock_activity(&txn, actor, &before).await?;
         let state = |c: &conversation::Model| {

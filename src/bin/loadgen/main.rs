@@ -34,7 +34,8 @@ struct Cli {
 struct Setup {
     #[arg(long, default_value = "admin@example.com", global = true)]
     admin_email: String,
-    #[arg(long, env = "HELPDESK_ADMIN_PASSWORD", global = true)]
+    /// Not global: clap refuses a required global argument.
+    #[arg(long, env = "HELPDESK_ADMIN_PASSWORD")]
     admin_password: String,
     /// App secret the deliveries are signed with (set on the channel).
     #[arg(long, default_value = "loadgen-app-secret", global = true)]
