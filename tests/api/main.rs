@@ -27,3 +27,4 @@ mod sla;
 mod subscriptions;
 mod surveys;
 mod webhook;
+mod webhook_enqueue;
