@@ -20,6 +20,7 @@ mod operations;
 mod permissions;
 mod presence;
 mod query_count;
+mod request_logs;
 mod retention;
 mod routing;
 mod schema;
