@@ -244,11 +244,12 @@ pub fn spawn_webhooks(domain: Domain, metrics: Arc<Metrics>, stop: watch::Receiv
 }
 
 /// The retention policy from configuration: none, or closed conversations
-/// older than `days` archived or purged.
+/// older than `days` archived or purged, applied every `every`.
 #[derive(Debug, Clone, Copy)]
 pub struct RetentionSchedule {
     pub days: Option<i64>,
     pub action: domain::retention::RetentionAction,
+    pub every: Duration,
 }
 
 impl RetentionSchedule {
@@ -260,6 +261,7 @@ impl RetentionSchedule {
             } else {
                 domain::retention::RetentionAction::Archive
             },
+            every: RETENTION_SWEEP,
         }
     }
 }
@@ -267,18 +269,18 @@ impl RetentionSchedule {
 /// How often the retention policy is applied.
 const RETENTION_SWEEP: Duration = Duration::from_secs(3600);
 
-/// The retention worker (when a policy is configured): hourly; the rows it
-/// touches are selected by a condition, so every instance may run it.
+/// The retention worker (when a policy is configured): a first run at once,
+/// then one every `schedule.every`; the rows it touches are selected by a
+/// condition, so every instance may run it. The handle ends once `stop` fires
+/// and the run in progress is done.
 pub fn spawn_retention(
     domain: Domain,
     schedule: RetentionSchedule,
     metrics: Arc<Metrics>,
     stop: watch::Receiver<bool>,
-) {
-    let Some(days) = schedule.days else {
-        return;
-    };
-    tokio::spawn(every(RETENTION_SWEEP, stop, move || {
+) -> Option<tokio::task::JoinHandle<()>> {
+    let days = schedule.days?;
+    Some(tokio::spawn(every(schedule.every, stop, move || {
         let domain = domain.clone();
         let metrics = metrics.clone();
         async move {
@@ -297,7 +299,7 @@ pub fn spawn_retention(
             };
             metrics.worker_tick("retention", ok);
         }
-    }));
+    })))
 }
 
 /// Runs `tick` every `period` until told to stop; a tick in progress finishes.

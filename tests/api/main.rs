@@ -22,6 +22,7 @@ mod presence;
 mod query_count;
 mod request_logs;
 mod retention;
+mod retention_worker;
 mod routing;
 mod schema;
 mod sla;
