@@ -134,7 +134,11 @@ async fn deliveries_are_signed_and_carry_an_id_and_a_timestamp() {
     )
     .await
     .data();
-    assert_eq!(pending(&app).await, 1, "the assignment is queued for the CRM");
+    assert_eq!(
+        pending(&app).await,
+        1,
+        "the assignment is queued for the CRM"
+    );
     app.domain.run_webhooks_once().await.unwrap();
     let got = crm.received();
     assert_eq!(got.len(), 2);
@@ -426,7 +430,11 @@ async fn a_customer_message_and_the_reply_reach_the_crm_in_order() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(pending(&app).await, 2, "the conversation and the message are queued");
+    assert_eq!(
+        pending(&app).await,
+        2,
+        "the conversation and the message are queued"
+    );
     let conversation = entity::conversation::Entity::find()
         .one(&app.domain.db)
         .await
