@@ -333,6 +333,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns its own error type
     fn an_empty_redis_url_means_no_redis() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("REDIS_URL", "");
