@@ -15,7 +15,9 @@ pub struct Config {
     /// Address the HTTP server listens on.
     pub bind: String,
     pub database_url: String,
-    /// Redis for cross-instance event fan-out; in-process bus when unset.
+    /// Redis for cross-instance event fan-out; in-process bus when unset
+    /// (or set but empty: `REDIS_URL=` in a compose or env file).
+    #[serde(deserialize_with = "empty_as_none")]
     pub redis_url: Option<String>,
     /// The Redis pub/sub channel events travel on; instances that should see
     /// each other's events share it (separate deployments on one Redis don't).
@@ -183,6 +185,11 @@ fn redact_url(url: &str) -> String {
     }
 }
 
+/// An empty or blank value reads as unset.
+fn empty_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.trim().is_empty()))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {0}")]
@@ -323,6 +330,27 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns its own error type
+    fn an_empty_redis_url_means_no_redis() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("REDIS_URL", "");
+            assert_eq!(Config::load_from(None).unwrap().redis_url, None);
+            jail.set_env("REDIS_URL", "  ");
+            assert_eq!(Config::load_from(None).unwrap().redis_url, None);
+            jail.set_env("REDIS_URL", "redis://cache:6379");
+            assert_eq!(
+                Config::load_from(None).unwrap().redis_url.as_deref(),
+                Some("redis://cache:6379")
+            );
+            jail.create_file("helpdesk.toml", "redis_url = \"\"")?;
+            jail.set_env("REDIS_URL", "");
+            let file = Config::load_from(Some(Path::new("helpdesk.toml"))).unwrap();
+            assert_eq!(file.redis_url, None);
+            Ok(())
+        });
     }
 
     #[test]

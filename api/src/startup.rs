@@ -184,13 +184,9 @@ impl Application {
         if config.sla_worker {
             workers::spawn_sla(domain.clone(), metrics.clone(), stopped.clone());
         }
-        workers::spawn_webhooks(
-            domain.clone(),
-            events.local().clone(),
-            config.webhooks_worker,
-            metrics.clone(),
-            stopped.clone(),
-        );
+        if config.webhooks_worker {
+            workers::spawn_webhooks(domain.clone(), metrics.clone(), stopped.clone());
+        }
         workers::spawn_retention(
             domain.clone(),
             crate::workers::RetentionSchedule::from_config(&config),

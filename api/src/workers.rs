@@ -206,57 +206,10 @@ pub fn spawn_sla(domain: Domain, metrics: Arc<Metrics>, stop: watch::Receiver<bo
 /// How often due webhook deliveries are looked for when nothing wakes the worker.
 const WEBHOOKS_POLL: Duration = Duration::from_secs(1);
 
-/// Outbound webhooks, two tasks:
-/// - enqueue (always): turns the events *this instance* published into
-///   delivery rows, in publish order (remote events arriving through Redis
-///   are enqueued by the instance that published them);
-/// - deliver (when `deliver`): sends due deliveries on every wake-up and at
-///   least every second. Claims are atomic, so every instance may run it.
-pub fn spawn_webhooks(
-    domain: Domain,
-    bus: InProcessBus,
-    deliver: bool,
-    metrics: Arc<Metrics>,
-    stop: watch::Receiver<bool>,
-) {
-    let enqueuer = domain.clone();
-    let mut enqueue_stop = stop.clone();
-    let enqueue_metrics = metrics.clone();
-    tokio::spawn(async move {
-        let domain = enqueuer;
-        let mut events = bus.subscribe();
-        loop {
-            let live = tokio::select! {
-                _ = enqueue_stop.changed() => return,
-                received = events.recv() => match received {
-                    Ok(live) => live,
-                    Err(RecvError::Lagged(missed)) => {
-                        tracing::error!(missed, "webhook enqueue fell behind: events lost for webhooks");
-                        enqueue_metrics.worker_tick("webhooks_enqueue", false);
-                        continue;
-                    }
-                    Err(RecvError::Closed) => return,
-                },
-            };
-            if live.event.origin != bus.instance_id() {
-                continue;
-            }
-            if domain::webhooks_out::classify(live.payload()).is_none() {
-                continue;
-            }
-            let ok = match domain.enqueue_webhooks_for(&live.event).await {
-                Ok(_) => true,
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhook enqueue failed");
-                    false
-                }
-            };
-            enqueue_metrics.worker_tick("webhooks_enqueue", ok);
-        }
-    });
-    if !deliver {
-        return;
-    }
+/// Outbound webhooks: sends due deliveries on every wake-up and at least
+/// every second. Services write the deliveries in their own transactions
+/// (`domain::webhooks_out`); claims are atomic, so every instance may run this.
+pub fn spawn_webhooks(domain: Domain, metrics: Arc<Metrics>, stop: watch::Receiver<bool>) {
     let mut stop = stop;
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(WEBHOOKS_POLL);
@@ -291,11 +244,12 @@ pub fn spawn_webhooks(
 }
 
 /// The retention policy from configuration: none, or closed conversations
-/// older than `days` archived or purged.
+/// older than `days` archived or purged, applied every `every`.
 #[derive(Debug, Clone, Copy)]
 pub struct RetentionSchedule {
     pub days: Option<i64>,
     pub action: domain::retention::RetentionAction,
+    pub every: Duration,
 }
 
 impl RetentionSchedule {
@@ -307,6 +261,7 @@ impl RetentionSchedule {
             } else {
                 domain::retention::RetentionAction::Archive
             },
+            every: RETENTION_SWEEP,
         }
     }
 }
@@ -314,18 +269,18 @@ impl RetentionSchedule {
 /// How often the retention policy is applied.
 const RETENTION_SWEEP: Duration = Duration::from_secs(3600);
 
-/// The retention worker (when a policy is configured): hourly; the rows it
-/// touches are selected by a condition, so every instance may run it.
+/// The retention worker (when a policy is configured): a first run at once,
+/// then one every `schedule.every`; the rows it touches are selected by a
+/// condition, so every instance may run it. The handle ends once `stop` fires
+/// and the run in progress is done.
 pub fn spawn_retention(
     domain: Domain,
     schedule: RetentionSchedule,
     metrics: Arc<Metrics>,
     stop: watch::Receiver<bool>,
-) {
-    let Some(days) = schedule.days else {
-        return;
-    };
-    tokio::spawn(every(RETENTION_SWEEP, stop, move || {
+) -> Option<tokio::task::JoinHandle<()>> {
+    let days = schedule.days?;
+    Some(tokio::spawn(every(schedule.every, stop, move || {
         let domain = domain.clone();
         let metrics = metrics.clone();
         async move {
@@ -344,7 +299,7 @@ pub fn spawn_retention(
             };
             metrics.worker_tick("retention", ok);
         }
-    }));
+    })))
 }
 
 /// Runs `tick` every `period` until told to stop; a tick in progress finishes.

@@ -396,21 +396,38 @@ impl Domain {
                 queue_length,
             });
         }
-        self.emit(EventPayload::ConversationUpdated {
-            scope: Scope::from(after),
-            status: after.status,
-            priority: after.priority,
-            change: change.to_string(),
-        });
+        self.emit(conversation_updated(after, change));
         if before.lock_holder_id != after.lock_holder_id {
             self.emit_lock(after);
         }
     }
 
-    /// Reads the row after the change, records history and audit, commits.
-    async fn commit_change(
+    /// Queues the CRM webhooks of the change (`change`, then `also`) in its
+    /// transaction, commits, then publishes the same events.
+    pub(crate) async fn commit_change(
         &self,
         txn: DatabaseTransaction,
+        before: &conversation::Model,
+        after: &conversation::Model,
+        change: &str,
+        also: Vec<EventPayload>,
+    ) -> Result<()> {
+        let events: Vec<EventPayload> = std::iter::once(conversation_updated(after, change))
+            .chain(also)
+            .collect();
+        self.enqueue_webhooks_in(&txn, &events).await?;
+        txn.commit().await?;
+        self.publish_changes(before, after, change).await;
+        for event in events.into_iter().skip(1) {
+            self.emit(event);
+        }
+        Ok(())
+    }
+
+    /// Reads the row after the change, records history and audit.
+    async fn record_change(
+        &self,
+        txn: &DatabaseTransaction,
         actor: &Actor,
         before: &conversation::Model,
         action: &str,
@@ -418,16 +435,16 @@ impl Domain {
         now: DateTime<Utc>,
     ) -> Result<conversation::Model> {
         let after = conversation::Entity::find_by_id(before.id)
-            .one(&txn)
+            .one(txn)
             .await?
             .ok_or_else(|| DomainError::not_found("conversation", before.id))?;
         // SLA (domain::sla): due times follow priority, topic, department and status.
-        let after = crate::sla::clock::on_change(&txn, before, after, now).await?;
+        let after = crate::sla::clock::on_change(txn, before, after, now).await?;
         if let Some((kind, reason)) = history {
-            record_history(&txn, actor, before, &after, kind, reason, now).await?;
+            record_history(txn, actor, before, &after, kind, reason, now).await?;
         }
         audit::record(
-            &txn,
+            txn,
             actor,
             now,
             audit::Change::new(action, "conversation", before.id)
@@ -435,7 +452,6 @@ impl Domain {
                 .after(&assignment_state(&after)),
         )
         .await?;
-        txn.commit().await?;
         Ok(after)
     }
 
@@ -540,8 +556,8 @@ impl Domain {
             self.release_own_lock(&txn, actor, &before).await?;
         }
         let after = self
-            .commit_change(
-                txn,
+            .record_change(
+                &txn,
                 actor,
                 &before,
                 "conversation.assign",
@@ -554,7 +570,8 @@ impl Domain {
         } else {
             "assigned"
         };
-        self.publish_changes(&before, &after, change).await;
+        self.commit_change(txn, &before, &after, change, vec![])
+            .await?;
         Ok(after)
     }
 
@@ -599,8 +616,8 @@ impl Domain {
         }
         self.touch_lock_activity(&txn, actor, &before).await?;
         let after = self
-            .commit_change(
-                txn,
+            .record_change(
+                &txn,
                 actor,
                 &before,
                 "conversation.claim",
@@ -608,7 +625,8 @@ impl Domain {
                 now,
             )
             .await?;
-        self.publish_changes(&before, &after, "assigned").await;
+        self.commit_change(txn, &before, &after, "assigned", vec![])
+            .await?;
         Ok(after)
     }
 
@@ -700,8 +718,8 @@ impl Domain {
             self.release_own_lock(&txn, actor, &before).await?;
         }
         let after = self
-            .commit_change(
-                txn,
+            .record_change(
+                &txn,
                 actor,
                 &before,
                 "conversation.transfer",
@@ -709,7 +727,8 @@ impl Domain {
                 now,
             )
             .await?;
-        self.publish_changes(&before, &after, "transferred").await;
+        self.commit_change(txn, &before, &after, "transferred", vec![])
+            .await?;
         Ok(after)
     }
 
@@ -741,8 +760,8 @@ impl Domain {
         }
         self.release_own_lock(&txn, actor, &before).await?;
         let after = self
-            .commit_change(
-                txn,
+            .record_change(
+                &txn,
                 actor,
                 &before,
                 "conversation.unassign",
@@ -750,7 +769,8 @@ impl Domain {
                 now,
             )
             .await?;
-        self.publish_changes(&before, &after, "unassigned").await;
+        self.commit_change(txn, &before, &after, "unassigned", vec![])
+            .await?;
         Ok(after)
     }
 
@@ -784,12 +804,10 @@ impl Domain {
         // Automation: the CSAT survey, queued with the resolution.
         let survey = self.queue_resolution_survey(&txn, &before, now).await?;
         let after = self
-            .commit_change(txn, actor, &before, "conversation.resolve", None, now)
+            .record_change(&txn, actor, &before, "conversation.resolve", None, now)
             .await?;
-        self.publish_changes(&before, &after, "resolved").await;
-        for event in survey.events {
-            self.emit(event);
-        }
+        self.commit_change(txn, &before, &after, "resolved", survey.events)
+            .await?;
         if survey.queued {
             self.outbox.wake.notify_one();
         }
@@ -859,9 +877,10 @@ impl Domain {
         }
         self.touch_lock_activity(&txn, actor, &before).await?;
         let after = self
-            .commit_change(txn, actor, &before, "conversation.reopen", history, now)
+            .record_change(&txn, actor, &before, "conversation.reopen", history, now)
             .await?;
-        self.publish_changes(&before, &after, "reopened").await;
+        self.commit_change(txn, &before, &after, "reopened", vec![])
+            .await?;
         Ok(after)
     }
 
@@ -886,9 +905,10 @@ impl Domain {
             .await?;
         self.touch_lock_activity(&txn, actor, &before).await?;
         let after = self
-            .commit_change(txn, actor, &before, "conversation.priority", None, now)
+            .record_change(&txn, actor, &before, "conversation.priority", None, now)
             .await?;
-        self.publish_changes(&before, &after, "priority").await;
+        self.commit_change(txn, &before, &after, "priority", vec![])
+            .await?;
         Ok(after)
     }
 
@@ -914,10 +934,21 @@ impl Domain {
             .await?;
         self.touch_lock_activity(&txn, actor, &before).await?;
         let after = self
-            .commit_change(txn, actor, &before, "conversation.topic", None, now)
+            .record_change(&txn, actor, &before, "conversation.topic", None, now)
             .await?;
-        self.publish_changes(&before, &after, "topic").await;
+        self.commit_change(txn, &before, &after, "topic", vec![])
+            .await?;
         Ok(after)
+    }
+}
+
+/// The event of a conversation change (`change`: "assigned", "resolved"…).
+fn conversation_updated(after: &conversation::Model, change: &str) -> EventPayload {
+    EventPayload::ConversationUpdated {
+        scope: Scope::from(after),
+        status: after.status,
+        priority: after.priority,
+        change: change.to_string(),
     }
 }
 

@@ -166,6 +166,7 @@ impl Domain {
             }
             reports.push(report);
         }
+        self.enqueue_webhooks_in(&txn, &pending.events).await?;
         txn.commit().await?;
         self.publish_pending(pending).await;
         Ok(reports)

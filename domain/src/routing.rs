@@ -483,8 +483,8 @@ impl Domain {
                 .after(&crate::assignment::assignment_state(&after)),
         )
         .await?;
-        txn.commit().await?;
-        self.publish_changes(&before, &after, "assigned").await;
+        self.commit_change(txn, &before, &after, "assigned", vec![])
+            .await?;
         Ok(AssignOutcome::Assigned(Box::new(after)))
     }
 }

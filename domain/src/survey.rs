@@ -25,7 +25,6 @@ use crate::events::{EventPayload, Scope};
 use crate::keywords::Words;
 use crate::outbound::automated::{self, Origin};
 use crate::outbound::content::{ContentInput, InteractiveInput, ListAction, ListRow, ListSection};
-use crate::webhooks_out::{WebhookEventType, conversation_key};
 use crate::{Actor, Capability, Domain, Result, window};
 
 /// Survey settings; defaults in the api's config.
@@ -392,26 +391,12 @@ impl Domain {
             .filter(conversation::Column::Id.eq(conversation.id))
             .exec(txn)
             .await?;
-        // CRM webhooks, in the answer's transaction.
-        self.enqueue_webhook(
-            txn,
-            WebhookEventType::SurveyAnswered,
-            Some(conversation_key(conversation.id)),
-            serde_json::json!({
-                "conversationId": conversation.id.to_string(),
-                "surveyId": open.id.to_string(),
-                "kind": open.kind,
-                "score": score,
-                "agentId": open.agent_id.map(|a| a.to_string()),
-                "answeredAt": now.to_rfc3339(),
-            }),
-        )
-        .await?;
         let mut done = Automated {
             events: vec![EventPayload::ConversationUpdated {
                 scope: Scope::from(conversation),
                 status: conversation.status,
                 priority: conversation.priority,
+                // Also the CRM webhooks' `survey.answered`.
                 change: "survey".into(),
             }],
             queued: false,

@@ -2,16 +2,17 @@
 //! at an HTTPS URL; every matching event becomes one durable delivery row per
 //! subscription, which the delivery worker POSTs, signed, with retries.
 //!
-//! **Enqueueing and its boundary.** Conversation, message and SLA events are
-//! turned into deliveries from the event bus ([`Domain::enqueue_webhooks_for`],
-//! called by the api's enqueue task for the events this instance published,
-//! in publish order). That runs just after the change's transaction commits:
-//! if the process dies in between, or the local bus overflows, that event's
-//! deliveries are lost (logged and counted). Changes owned by this module's
-//! neighbours (contact updates, imports, erasure) enqueue inside their own
-//! transaction with [`Domain::enqueue_webhook`], so they are never lost;
-//! other services can do the same (e.g. the survey module for
-//! `survey.answered`).
+//! **Enqueueing: in the change's transaction.** Every service that makes a
+//! subscribable change writes its delivery rows in the same transaction as
+//! the change: [`Domain::enqueue_webhooks_in`] for the domain events it is
+//! about to publish (conversations, messages, SLA breaches, survey answers),
+//! [`Domain::enqueue_webhook`] for a payload of its own (contact updates,
+//! imports, erasure). A change and its deliveries commit or roll back
+//! together, so a crash between commit and publish loses nothing; the
+//! worker may be woken before the commit, and then finds the rows on its
+//! next poll (a second at most).
+//! The event types some active subscription wants are cached for
+//! [`SUBSCRIBED_TTL`], so an event nobody subscribed to costs no query.
 //!
 //! **Wire format.** `POST url` with a JSON body `{id, type, timestamp,
 //! occurredAt, attempt, data}` and headers `X-Helpdesk-Id` (the event id,
@@ -52,7 +53,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::audit::{self, Change};
-use crate::events::{Event, EventPayload};
+use crate::events::EventPayload;
 use crate::pagination::{Page, PageRequest, id_cursor};
 use crate::{Actor, Capability, Domain, DomainError, Result};
 
@@ -174,7 +175,7 @@ pub struct WebhookRuntime {
 }
 
 /// How long the cached list of subscribed event types is trusted.
-const SUBSCRIBED_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+pub const SUBSCRIBED_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl WebhookRuntime {
     pub fn new(sender: Arc<dyn WebhookSender>, config: WebhookConfig) -> Self {
@@ -576,6 +577,9 @@ impl Domain {
         ordering_key: Option<String>,
         data: Value,
     ) -> Result<usize> {
+        if !self.webhook_subscribed(db, kind).await? {
+            return Ok(0);
+        }
         let subs: Vec<webhook_subscription::Model> = webhook_subscription::Entity::find()
             .filter(webhook_subscription::Column::IsActive.eq(true))
             .order_by_asc(webhook_subscription::Column::Id)
@@ -611,60 +615,40 @@ impl Domain {
         Ok(n)
     }
 
-    /// Turns a published domain event into deliveries (see the module docs
-    /// for the boundary). Events that no subscription type matches cost
-    /// nothing beyond the mapping.
-    pub async fn enqueue_webhooks_for(&self, event: &Event) -> Result<usize> {
-        let Some((kind, conversation_id)) = classify(&event.payload) else {
-            return Ok(0);
-        };
-        if !self.webhook_subscribed(kind).await? {
-            return Ok(0);
+    /// Writes the deliveries of the domain events a change is about to
+    /// publish, in the change's transaction `db` (which also supplies their
+    /// data as the change left it), in the events' order. Events that no
+    /// subscription type matches cost nothing beyond the mapping.
+    pub async fn enqueue_webhooks_in(
+        &self,
+        db: &impl ConnectionTrait,
+        events: &[EventPayload],
+    ) -> Result<usize> {
+        let mut written = 0;
+        for payload in events {
+            let Some((kind, conversation_id)) = classify(payload) else {
+                continue;
+            };
+            if !self.webhook_subscribed(db, kind).await? {
+                continue;
+            }
+            let Some(data) = event_data(db, payload, conversation_id).await? else {
+                continue;
+            };
+            written += self
+                .enqueue_webhook(db, kind, Some(conversation_key(conversation_id)), data)
+                .await?;
         }
-        let data = match &event.payload {
-            EventPayload::MessageAdded { message_id, .. } => {
-                let Some(m) = message::Entity::find_by_id(*message_id)
-                    .one(&self.db)
-                    .await?
-                else {
-                    return Ok(0);
-                };
-                message_data(&m)
-            }
-            EventPayload::SlaAlert { kind, level, .. } => {
-                let c = conversation::Entity::find_by_id(conversation_id)
-                    .one(&self.db)
-                    .await?;
-                let mut d = c
-                    .as_ref()
-                    .map(conversation_data)
-                    .unwrap_or_else(|| json!({"conversationId": conversation_id.to_string()}));
-                d["slaKind"] = json!(kind);
-                d["slaLevel"] = json!(level);
-                d
-            }
-            _ => {
-                let Some(c) = conversation::Entity::find_by_id(conversation_id)
-                    .one(&self.db)
-                    .await?
-                else {
-                    return Ok(0);
-                };
-                conversation_data(&c)
-            }
-        };
-        self.enqueue_webhook(
-            &self.db,
-            kind,
-            Some(conversation_key(conversation_id)),
-            data,
-        )
-        .await
+        Ok(written)
     }
 
     /// Whether some active subscription wants `kind` (cached, see
-    /// [`WebhookRuntime`]).
-    async fn webhook_subscribed(&self, kind: WebhookEventType) -> Result<bool> {
+    /// [`WebhookRuntime`]; read through `db`, the caller's transaction).
+    async fn webhook_subscribed(
+        &self,
+        db: &impl ConnectionTrait,
+        kind: WebhookEventType,
+    ) -> Result<bool> {
         let fresh = |cache: &Option<(std::time::Instant, Vec<WebhookEventType>)>| {
             cache
                 .as_ref()
@@ -682,7 +666,7 @@ impl Domain {
         }
         let kinds: Vec<WebhookEventType> = webhook_subscription::Entity::find()
             .filter(webhook_subscription::Column::IsActive.eq(true))
-            .all(&self.db)
+            .all(db)
             .await?
             .iter()
             .flat_map(event_types)
@@ -980,15 +964,16 @@ impl Domain {
     }
 }
 
-/// The webhook type and conversation of a bus event, when it has one.
+/// The webhook type and conversation of a domain event, when it has one.
 pub fn classify(payload: &EventPayload) -> Option<(WebhookEventType, i64)> {
     use entity::{DeliveryStatus, Direction};
     match payload {
         EventPayload::ConversationUpdated { scope, change, .. } => {
             let kind = match change.as_str() {
                 "created" => WebhookEventType::ConversationCreated,
-                "assigned" | "transferred" => WebhookEventType::ConversationAssigned,
+                "assigned" | "reassigned" | "transferred" => WebhookEventType::ConversationAssigned,
                 "resolved" => WebhookEventType::ConversationResolved,
+                "survey" => WebhookEventType::SurveyAnswered,
                 _ => return None,
             };
             Some((kind, scope.conversation_id))
@@ -1014,6 +999,59 @@ pub fn classify(payload: &EventPayload) -> Option<(WebhookEventType, i64)> {
         }
         _ => None,
     }
+}
+
+/// The `data` of a domain event's deliveries, read through `db`; `None` when
+/// the row it is about is gone.
+async fn event_data(
+    db: &impl ConnectionTrait,
+    payload: &EventPayload,
+    conversation_id: i64,
+) -> Result<Option<Value>> {
+    Ok(match payload {
+        EventPayload::MessageAdded { message_id, .. } => message::Entity::find_by_id(*message_id)
+            .one(db)
+            .await?
+            .map(|m| message_data(&m)),
+        EventPayload::SlaAlert { kind, level, .. } => {
+            let c = conversation::Entity::find_by_id(conversation_id)
+                .one(db)
+                .await?;
+            let mut d = c
+                .as_ref()
+                .map(conversation_data)
+                .unwrap_or_else(|| json!({"conversationId": conversation_id.to_string()}));
+            d["slaKind"] = json!(kind);
+            d["slaLevel"] = json!(level);
+            Some(d)
+        }
+        EventPayload::ConversationUpdated { change, .. } if change == "survey" => {
+            entity::survey::Entity::find()
+                .filter(entity::survey::Column::ConversationId.eq(conversation_id))
+                .filter(entity::survey::Column::AnsweredAt.is_not_null())
+                .order_by_desc(entity::survey::Column::AnsweredAt)
+                .order_by_desc(entity::survey::Column::Id)
+                .one(db)
+                .await?
+                .map(|s| survey_data(&s))
+        }
+        _ => conversation::Entity::find_by_id(conversation_id)
+            .one(db)
+            .await?
+            .map(|c| conversation_data(&c)),
+    })
+}
+
+/// What a CRM gets about an answered survey.
+pub fn survey_data(s: &entity::survey::Model) -> Value {
+    json!({
+        "conversationId": s.conversation_id.to_string(),
+        "surveyId": s.id.to_string(),
+        "kind": s.kind,
+        "score": s.score,
+        "agentId": s.agent_id.map(|a| a.to_string()),
+        "answeredAt": s.answered_at.map(|t| t.to_rfc3339()),
+    })
 }
 
 /// What a CRM gets about a conversation.
@@ -1103,7 +1141,7 @@ mod tests {
     }
 
     #[test]
-    fn bus_events_map_to_the_subscribable_types() {
+    fn domain_events_map_to_the_subscribable_types() {
         use crate::events::Scope;
         use entity::{ConversationStatus, DeliveryStatus, Direction, Priority};
         let scope = Scope {
@@ -1125,14 +1163,14 @@ mod tests {
         };
         let kind = |p: &EventPayload| classify(p).map(|(k, c)| (k.as_str(), c));
         assert_eq!(kind(&updated("created")), Some(("conversation.created", 7)));
-        assert_eq!(
-            kind(&updated("transferred")),
-            Some(("conversation.assigned", 7))
-        );
+        for change in ["assigned", "reassigned", "transferred"] {
+            assert_eq!(kind(&updated(change)), Some(("conversation.assigned", 7)));
+        }
         assert_eq!(
             kind(&updated("resolved")),
             Some(("conversation.resolved", 7))
         );
+        assert_eq!(kind(&updated("survey")), Some(("survey.answered", 7)));
         assert_eq!(kind(&updated("tags")), None);
         assert_eq!(
             kind(&message(Direction::Inbound, DeliveryStatus::Received)),

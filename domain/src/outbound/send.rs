@@ -133,15 +133,18 @@ impl Domain {
         )
         .await?;
         self.touch_lock_activity(&txn, actor, &conversation).await?;
-        txn.commit().await?;
-
         let scope = Scope::from(&conversation);
-        self.emit(EventPayload::MessageAdded {
+        let added = EventPayload::MessageAdded {
             scope,
             message_id: created.id,
             direction: Direction::Outbound,
             status: DeliveryStatus::Queued,
-        });
+        };
+        self.enqueue_webhooks_in(&txn, std::slice::from_ref(&added))
+            .await?;
+        txn.commit().await?;
+
+        self.emit(added);
         if first_response {
             self.emit(EventPayload::ConversationUpdated {
                 scope,

@@ -405,6 +405,8 @@ impl Domain {
                 level: level_name(level).into(),
             });
         }
+        self.enqueue_webhooks_in(&txn, &[&alerts[..], &after.events].concat())
+            .await?;
         txn.commit().await?;
         for alert in alerts {
             self.emit(alert);
