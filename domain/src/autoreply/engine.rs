@@ -59,6 +59,7 @@ pub fn agent_button_title(language: Option<&str>) -> &'static str {
         Some("it") => "Parla con operatore",
         Some("es") => "Hablar con agente",
         Some("pt") => "Falar com atendente",
+        Some("de") => "Mit Agent sprechen",
         _ => "Talk to an agent",
     }
 }
@@ -630,7 +631,7 @@ mod tests {
             reply_content("Hi".into(), 7, vec![], false, None).unwrap(),
             OutboundContent::Text { .. }
         ));
-        for lang in [None, Some("fr"), Some("it"), Some("es"), Some("pt")] {
+        for lang in [None, Some("fr"), Some("it"), Some("es"), Some("pt"), Some("de")] {
             assert!(agent_button_title(lang).chars().count() <= 20);
         }
     }
