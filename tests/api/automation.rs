@@ -859,3 +859,77 @@ async fn the_automation_rate_counts_conversations_closed_without_a_human() {
     .await
     .assert_code("BAD_USER_INPUT");
 }
+
+#[tokio::test]
+async fn automated_messages_to_a_new_customer_stop_at_five_a_minute_and_resume_after_it() {
+    let d = desk().await;
+    d.rule_id(json!({"name": "Welcome", "triggerMode": "FIRST_CONTACT",
+        "variants": ["Benvenuto!"]}))
+        .await;
+    let questions: Vec<Value> = (1..=7)
+        .map(|i| json!({"field": format!("q{i}"), "question": format!("Domanda {i}?")}))
+        .collect();
+    d.app
+        .gql(
+            &d.app.admin_token,
+            "mutation($i: LeadFlowCreateInput!){ createLeadFlow(input:$i){ id } }",
+            json!({"i": {"name": "Preventivo", "triggerKeywords": ["preventivo"],
+                "questions": questions}}),
+        )
+        .await
+        .data();
+    let who = new_customer();
+    let start = d.app.now();
+    // Six automated messages asked for within 30 seconds: the welcome, then
+    // questions 1 to 5.
+    for text in ["Buongiorno", "Vorrei un preventivo", "a1", "a2", "a3", "a4"] {
+        d.says(&who, text).await;
+        d.app.clock.advance(Duration::seconds(5));
+    }
+    let replies = d.replies(&who).await;
+    assert_eq!(
+        replies,
+        vec![
+            "Benvenuto!",
+            "Domanda 1?",
+            "Domanda 2?",
+            "Domanda 3?",
+            "Domanda 4?"
+        ],
+        "the sixth is held back"
+    );
+    let bot = d.bot_messages(&who).await;
+    let queued = outbox::Entity::find()
+        .filter(outbox::Column::MessageId.is_in(bot.iter().map(|m| m.id)))
+        .all(&d.app.domain.db)
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 5);
+    let conv = d.conversation(&who).await;
+    let inbound = message::Entity::find()
+        .filter(message::Column::ConversationId.eq(conv.id))
+        .filter(message::Column::Direction.eq(Direction::Inbound))
+        .all(&d.app.domain.db)
+        .await
+        .unwrap();
+    assert_eq!(inbound.len(), 6, "every customer message is stored");
+    assert_eq!(
+        d.contact(&who).await.fields["q4"],
+        "a4",
+        "the answer is kept"
+    );
+
+    // A minute after the welcome, one more may go: the held question is
+    // asked, and the message that made room is not taken as its answer.
+    d.app.clock.set(start + Duration::seconds(61));
+    d.says(&who, "?").await;
+    let replies = d.replies(&who).await;
+    assert_eq!(replies.len(), 6);
+    assert_eq!(replies[5], "Domanda 5?");
+    assert!(d.contact(&who).await.fields.get("q5").is_none());
+
+    d.app.clock.set(start + Duration::seconds(130));
+    d.says(&who, "a5").await;
+    assert_eq!(d.replies(&who).await.last().unwrap(), "Domanda 6?");
+    assert_eq!(d.contact(&who).await.fields["q5"], "a5");
+}

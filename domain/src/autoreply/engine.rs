@@ -223,7 +223,7 @@ impl Domain {
             return Ok(done);
         }
         if self
-            .start_lead_flow(txn, conversation, &words, now, &mut done)
+            .start_lead_flow(txn, contact, conversation, &words, now, &mut done)
             .await?
         {
             return Ok(done);
@@ -268,7 +268,13 @@ impl Domain {
             rule_id: Some(rule.id),
             variant: Some(index as i32),
         };
-        let (queued, event) = automated::queue(txn, conversation, content, origin, now).await?;
+        let Some((queued, event)) = self
+            .queue_automated(txn, contact, conversation, content, origin, now)
+            .await?
+        else {
+            // Held back by the new-customer limit: not counted as a reply.
+            return Ok(done);
+        };
         automation_hit::ActiveModel {
             conversation_id: Set(conversation.id),
             contact_id: Set(contact.id),
@@ -631,7 +637,14 @@ mod tests {
             reply_content("Hi".into(), 7, vec![], false, None).unwrap(),
             OutboundContent::Text { .. }
         ));
-        for lang in [None, Some("fr"), Some("it"), Some("es"), Some("pt"), Some("de")] {
+        for lang in [
+            None,
+            Some("fr"),
+            Some("it"),
+            Some("es"),
+            Some("pt"),
+            Some("de"),
+        ] {
             assert!(agent_button_title(lang).chars().count() <= 20);
         }
     }
