@@ -408,7 +408,7 @@ impl Domain {
     }
 
     /// Reads the row after the change, records history and audit, commits.
-    async fn commit_change(
+    pub(crate) async fn commit_change(
         &self,
         txn: DatabaseTransaction,
         actor: &Actor,

@@ -933,3 +933,125 @@ async fn automated_messages_to_a_new_customer_stop_at_five_a_minute_and_resume_a
     assert_eq!(d.replies(&who).await.last().unwrap(), "Domanda 6?");
     assert_eq!(d.contact(&who).await.fields["q5"], "a5");
 }
+
+#[tokio::test]
+async fn conversations_only_the_faq_answered_are_resolved_after_an_hour_of_quiet() {
+    let d = desk().await;
+    let app = &d.app;
+    d.rule_id(
+        json!({"name": "Hours", "triggerMode": "KEYWORD", "keywords": ["orari"],
+        "variants": ["Aperti 9-18."], "priority": 5}),
+    )
+    .await;
+    d.rule_id(json!({"name": "Welcome", "triggerMode": "FIRST_CONTACT",
+        "variants": ["Benvenuto!"], "priority": 0}))
+        .await;
+    let start = app.now();
+    let faq = new_customer();
+    d.says(&faq, "orari?").await;
+    let welcome_only = new_customer();
+    d.says(&welcome_only, "Buongiorno, il mio ordine non è arrivato")
+        .await;
+    let agent_answered = new_customer();
+    d.says(&agent_answered, "orari?").await;
+    app.gql(
+        &app.admin_token,
+        "mutation($c:ID!){ sendMessage(input:{conversationId:$c, text:\"Ecco!\"}){ id } }",
+        json!({"c": d.conversation(&agent_answered).await.id.to_string()}),
+    )
+    .await
+    .data();
+    let handed_over = new_customer();
+    d.says(&handed_over, "orari?").await;
+    d.says(&handed_over, "operatore per favore").await;
+    assert!(d.handed_over(&handed_over).await);
+    let wrote_again = new_customer();
+    d.says(&wrote_again, "orari?").await;
+
+    app.clock.set(start + Duration::minutes(30));
+    d.says(&wrote_again, "e il sabato?").await;
+    app.clock.set(start + Duration::minutes(59));
+    assert!(
+        app.domain
+            .auto_close_bot_answered()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    app.clock.set(start + Duration::minutes(61));
+    let faq_conv = d.conversation(&faq).await;
+    assert_eq!(
+        app.domain.auto_close_bot_answered().await.unwrap(),
+        vec![faq_conv.id],
+        "only the conversation the FAQ answered and nobody else touched"
+    );
+    let closed = d.conversation(&faq).await;
+    assert_eq!(closed.status, entity::ConversationStatus::Resolved);
+    assert_eq!(closed.resolved_at, Some(app.now()));
+    assert_eq!(
+        d.replies(&faq).await,
+        vec!["Aperti 9-18."],
+        "no survey to a customer who went quiet"
+    );
+    for open in [&welcome_only, &agent_answered, &handed_over, &wrote_again] {
+        assert_eq!(
+            d.conversation(open).await.status,
+            entity::ConversationStatus::Open
+        );
+    }
+    assert!(
+        app.domain
+            .auto_close_bot_answered()
+            .await
+            .unwrap()
+            .is_empty(),
+        "resolved once"
+    );
+    let r = app
+        .gql(
+            &app.admin_token,
+            "{ automationReport(from:\"2026-12-01T00:00:00Z\", to:\"2026-12-03T00:00:00Z\"){ conversationsClosed closedWithoutHuman } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r.data()["automationReport"],
+        json!({"conversationsClosed": 1, "closedWithoutHuman": 1})
+    );
+
+    // The customer who wrote again is answered by no FAQ: a person takes it.
+    app.clock.set(start + Duration::minutes(200));
+    assert!(
+        app.domain
+            .auto_close_bot_answered()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn auto_close_can_be_turned_off() {
+    let d = desk_with(|c| c.auto_close_minutes = 0).await;
+    d.rule_id(
+        json!({"name": "Hours", "triggerMode": "KEYWORD", "keywords": ["orari"],
+        "variants": ["Aperti 9-18."]}),
+    )
+    .await;
+    let who = new_customer();
+    d.says(&who, "orari?").await;
+    d.app.clock.advance(Duration::days(2));
+    assert!(
+        d.app
+            .domain
+            .auto_close_bot_answered()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        d.conversation(&who).await.status,
+        entity::ConversationStatus::Open
+    );
+}
