@@ -1055,3 +1055,115 @@ async fn auto_close_can_be_turned_off() {
         entity::ConversationStatus::Open
     );
 }
+
+#[tokio::test]
+async fn a_conversation_only_the_bot_answered_is_resolved_once_the_customer_goes_quiet() {
+    let d = desk().await;
+    let app = &d.app;
+    d.rule_id(
+        json!({"name": "Hours", "triggerMode": "KEYWORD", "keywords": ["orari"],
+        "variants": ["Aperti 9-18."]}),
+    )
+    .await;
+    let start = app.now();
+    let answered = new_customer();
+    d.says(&answered, "orari?").await;
+    let human = new_customer();
+    d.says(&human, "orari?").await;
+    let conv = d.conversation(&human).await.id;
+    app.gql(
+        &app.admin_token,
+        "mutation($c:ID!){ sendMessage(input:{conversationId:$c, text:\"Ecco!\"}){ id } }",
+        json!({"c": conv.to_string()}),
+    )
+    .await
+    .data();
+    let handed = new_customer();
+    d.says(&handed, "orari?").await;
+    d.says(&handed, "operatore").await;
+    let unanswered = new_customer();
+    d.says(&unanswered, "una domanda").await;
+    let wrote_again = new_customer();
+    d.says(&wrote_again, "orari?").await;
+    app.clock.set(start + Duration::minutes(30));
+    d.says(&wrote_again, "e la domenica?").await;
+
+    app.clock.set(start + Duration::minutes(59));
+    assert!(
+        app.domain
+            .auto_close_bot_answered()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    app.clock.set(start + Duration::minutes(61));
+    let closed = app.domain.auto_close_bot_answered().await.unwrap();
+    let bot_only = d.conversation(&answered).await;
+    assert_eq!(closed, vec![bot_only.id]);
+    assert_eq!(bot_only.status, entity::ConversationStatus::Resolved);
+    assert_eq!(bot_only.resolved_at, Some(app.now()));
+    for who in [&human, &handed, &unanswered, &wrote_again] {
+        assert_eq!(
+            d.conversation(who).await.status,
+            entity::ConversationStatus::Open
+        );
+    }
+    assert!(
+        app.domain
+            .auto_close_bot_answered()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Quiet long enough, but the bot did not answer the last message.
+    app.clock.set(start + Duration::minutes(91));
+    assert!(
+        app.domain
+            .auto_close_bot_answered()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The automation rate counts it as closed without a human.
+    let r = app
+        .gql(
+            &app.admin_token,
+            "{ automationReport(from:\"2026-12-01T00:00:00Z\", to:\"2026-12-03T00:00:00Z\"){ conversationsClosed closedWithoutHuman } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r.data()["automationReport"],
+        json!({"conversationsClosed": 1, "closedWithoutHuman": 1})
+    );
+    // The customer writing again starts a new conversation, welcomed anew.
+    d.says(&answered, "orari?").await;
+    assert_ne!(d.conversation(&answered).await.id, bot_only.id);
+}
+
+#[tokio::test]
+async fn auto_close_can_be_switched_off() {
+    let d = desk_with(|c| c.auto_close_minutes = 0).await;
+    d.rule_id(
+        json!({"name": "Hours", "triggerMode": "KEYWORD", "keywords": ["orari"],
+        "variants": ["Aperti 9-18."]}),
+    )
+    .await;
+    let who = new_customer();
+    d.says(&who, "orari?").await;
+    d.app.clock.advance(Duration::days(3));
+    assert!(
+        d.app
+            .domain
+            .auto_close_bot_answered()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        d.conversation(&who).await.status,
+        entity::ConversationStatus::Open
+    );
+}
