@@ -101,6 +101,9 @@ pub struct Config {
     pub nps_survey: bool,
     /// Unanswered surveys expire after this many hours.
     pub survey_expiry_hours: i64,
+    /// Bot-answered conversations are resolved after the customer has been
+    /// quiet this many minutes; 0 never auto-closes.
+    pub auto_close_minutes: i64,
 }
 
 impl Default for Config {
@@ -149,6 +152,7 @@ impl Default for Config {
             csat_survey: true,
             nps_survey: false,
             survey_expiry_hours: 24,
+            auto_close_minutes: 60,
         }
     }
 }
@@ -277,6 +281,9 @@ impl Config {
         }
         if self.new_customer_messages_per_minute == 0 {
             return invalid("new_customer_messages_per_minute", "must be at least 1");
+        }
+        if self.auto_close_minutes < 0 {
+            return invalid("auto_close_minutes", "must not be negative (0: never)");
         }
         if !(1..=24 * 7).contains(&self.webhook_retry_hours) {
             return invalid("webhook_retry_hours", "must be between 1 and 168");

@@ -90,6 +90,10 @@ pub fn domain_config(config: &Config) -> DomainConfig {
             nps: config.nps_survey,
             expiry: ChronoDuration::hours(config.survey_expiry_hours),
         },
+        automation: domain::autoreply::auto_close::AutomationConfig {
+            auto_close_after: (config.auto_close_minutes > 0)
+                .then(|| ChronoDuration::minutes(config.auto_close_minutes)),
+        },
     }
 }
 

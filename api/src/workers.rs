@@ -20,6 +20,8 @@ const ROUTING_SWEEP: Duration = Duration::from_secs(15);
 const PRESENCE_SWEEP: Duration = Duration::from_secs(30);
 /// How often unanswered surveys past their expiry are marked expired.
 const SURVEY_SWEEP: Duration = Duration::from_secs(60);
+/// How often bot-answered conversations gone quiet are resolved.
+const AUTO_CLOSE_SWEEP: Duration = Duration::from_secs(60);
 
 /// `routing_bus` is this process's event fan-out, which the routing worker
 /// listens to (with Redis it also carries the other instances' events);
@@ -40,6 +42,26 @@ pub fn spawn_all(
             if let Err(e) = domain.expire_surveys().await {
                 tracing::warn!(error = %e, "survey sweep failed");
             }
+        }
+    }));
+    let auto_close = domain.clone();
+    let m = metrics.clone();
+    tokio::spawn(every(AUTO_CLOSE_SWEEP, stop.clone(), move || {
+        let domain = auto_close.clone();
+        let metrics = m.clone();
+        async move {
+            let ok = match domain.auto_close_bot_answered().await {
+                Ok(closed) if !closed.is_empty() => {
+                    tracing::info!(count = closed.len(), "resolved bot-answered conversations");
+                    true
+                }
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "auto-close sweep failed");
+                    false
+                }
+            };
+            metrics.worker_tick("auto_close", ok);
         }
     }));
     let presence = domain.clone();

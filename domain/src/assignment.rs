@@ -425,7 +425,7 @@ impl Domain {
     }
 
     /// Reads the row after the change, records history and audit.
-    async fn record_change(
+    pub(crate) async fn record_change(
         &self,
         txn: &DatabaseTransaction,
         actor: &Actor,

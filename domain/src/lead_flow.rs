@@ -6,7 +6,8 @@
 //! flow's department and is assigned to the agent whose skills best match
 //! the answers (then least loaded, among those with room), with a summary
 //! note. A flow runs once per conversation; its questions do not count
-//! against the auto-reply limit.
+//! against the auto-reply limit, but do against the new-customer sending
+//! limit: a question held back by it is asked at the customer's next message.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -255,6 +256,7 @@ impl Domain {
         &self,
         txn: &DatabaseTransaction,
         reference: &crate::reference::Reference,
+        contact: &contact::Model,
         conversation: &conversation::Model,
         words: &Words,
         now: DateTime<Utc>,
@@ -281,37 +283,45 @@ impl Domain {
         if ran {
             return Ok(false);
         }
+        let asked = self
+            .ask(txn, contact, conversation, &first.question, now, done)
+            .await?;
         lead_flow_run::ActiveModel {
             flow_id: Set(flow.id),
             conversation_id: Set(conversation.id),
             step: Set(0),
             answers: Set(json!({})),
             status: Set(FlowRunStatus::Active),
+            question_held: Set(!asked),
             created_at: Set(now),
             updated_at: Set(now),
             ..Default::default()
         }
         .insert(txn)
         .await?;
-        self.ask(txn, conversation, &first.question, now, done)
-            .await?;
         Ok(true)
     }
 
+    /// Queues a question; `false` when the new-customer limit held it back.
     async fn ask(
         &self,
         txn: &DatabaseTransaction,
+        contact: &contact::Model,
         conversation: &conversation::Model,
         question: &str,
         now: DateTime<Utc>,
         done: &mut Automated,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let content = automated::text(question.to_string())?;
-        let (_, event) =
-            automated::queue(txn, conversation, content, Origin::default(), now).await?;
+        let Some((_, event)) = self
+            .queue_automated(txn, contact, conversation, content, Origin::default(), now)
+            .await?
+        else {
+            return Ok(false);
+        };
         done.events.push(event);
         done.queued = true;
-        Ok(())
+        Ok(true)
     }
 
     /// Takes the customer's message as the answer to the running flow's
@@ -346,6 +356,20 @@ impl Domain {
         let Some(current) = questions.get(step) else {
             return Ok(false);
         };
+        if run.question_held {
+            // The customer never saw this question: ask it now rather than
+            // take this message as its answer.
+            if self
+                .ask(txn, contact, conversation, &current.question, now, done)
+                .await?
+            {
+                let mut row: lead_flow_run::ActiveModel = run.into();
+                row.question_held = Set(false);
+                row.updated_at = Set(now);
+                row.update(txn).await?;
+            }
+            return Ok(true);
+        }
         let answer: String = text.trim().chars().take(MAX_ANSWER_CHARS).collect();
         if answer.is_empty() {
             return Ok(true);
@@ -369,19 +393,20 @@ impl Domain {
             row.update(txn).await?;
         }
         let next = step + 1;
-        let finished = next >= questions.len();
         let mut row: lead_flow_run::ActiveModel = run.clone().into();
         row.answers = Set(answers.clone());
         row.step = Set(next as i32);
         row.updated_at = Set(now);
-        if finished {
-            row.status = Set(FlowRunStatus::Completed);
-        }
-        row.update(txn).await?;
         if let Some(q) = questions.get(next) {
-            self.ask(txn, conversation, &q.question, now, done).await?;
+            let asked = self
+                .ask(txn, contact, conversation, &q.question, now, done)
+                .await?;
+            row.question_held = Set(!asked);
+            row.update(txn).await?;
             return Ok(true);
         }
+        row.status = Set(FlowRunStatus::Completed);
+        row.update(txn).await?;
         self.hand_lead_to_agent(txn, &flow, &questions, &answers, conversation, now, done)
             .await?;
         Ok(true)

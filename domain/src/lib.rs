@@ -63,6 +63,8 @@ pub struct DomainConfig {
     pub messaging: MessagingConfig,
     /// CSAT / NPS surveys on resolution.
     pub surveys: survey::SurveyConfig,
+    /// Auto-close of bot-answered conversations.
+    pub automation: autoreply::auto_close::AutomationConfig,
 }
 
 /// The services, sharing one database, clock and event publisher.

@@ -277,8 +277,12 @@ impl Domain {
             }
             SurveyKind::Nps => automated::text(nps_question(lang).into())?,
         };
-        let (_, event) =
-            automated::queue(txn, conversation, content, Origin::default(), now).await?;
+        let Some((_, event)) = self
+            .queue_automated(txn, &contact, conversation, content, Origin::default(), now)
+            .await?
+        else {
+            return Ok(Automated::default());
+        };
         survey::ActiveModel {
             conversation_id: Set(conversation.id),
             contact_id: Set(conversation.contact_id),

@@ -19,6 +19,9 @@ pub struct Model {
     /// Database default: `{}`.
     pub answers: Json,
     pub status: FlowRunStatus,
+    /// The current question was held back by the new-customer sending limit:
+    /// the next message asks it again. Database default: `false`.
+    pub question_held: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

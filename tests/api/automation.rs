@@ -859,3 +859,311 @@ async fn the_automation_rate_counts_conversations_closed_without_a_human() {
     .await
     .assert_code("BAD_USER_INPUT");
 }
+
+#[tokio::test]
+async fn automated_messages_to_a_new_customer_stop_at_five_a_minute_and_resume_after_it() {
+    let d = desk().await;
+    d.rule_id(json!({"name": "Welcome", "triggerMode": "FIRST_CONTACT",
+        "variants": ["Benvenuto!"]}))
+        .await;
+    let questions: Vec<Value> = (1..=7)
+        .map(|i| json!({"field": format!("q{i}"), "question": format!("Domanda {i}?")}))
+        .collect();
+    d.app
+        .gql(
+            &d.app.admin_token,
+            "mutation($i: LeadFlowCreateInput!){ createLeadFlow(input:$i){ id } }",
+            json!({"i": {"name": "Preventivo", "triggerKeywords": ["preventivo"],
+                "questions": questions}}),
+        )
+        .await
+        .data();
+    let who = new_customer();
+    let start = d.app.now();
+    // Six automated messages asked for within 30 seconds: the welcome, then
+    // questions 1 to 5.
+    for text in ["Buongiorno", "Vorrei un preventivo", "a1", "a2", "a3", "a4"] {
+        d.says(&who, text).await;
+        d.app.clock.advance(Duration::seconds(5));
+    }
+    let replies = d.replies(&who).await;
+    assert_eq!(
+        replies,
+        vec![
+            "Benvenuto!",
+            "Domanda 1?",
+            "Domanda 2?",
+            "Domanda 3?",
+            "Domanda 4?"
+        ],
+        "the sixth is held back"
+    );
+    let bot = d.bot_messages(&who).await;
+    let queued = outbox::Entity::find()
+        .filter(outbox::Column::MessageId.is_in(bot.iter().map(|m| m.id)))
+        .all(&d.app.domain.db)
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 5);
+    let conv = d.conversation(&who).await;
+    let inbound = message::Entity::find()
+        .filter(message::Column::ConversationId.eq(conv.id))
+        .filter(message::Column::Direction.eq(Direction::Inbound))
+        .all(&d.app.domain.db)
+        .await
+        .unwrap();
+    assert_eq!(inbound.len(), 6, "every customer message is stored");
+    assert_eq!(
+        d.contact(&who).await.fields["q4"],
+        "a4",
+        "the answer is kept"
+    );
+
+    // A minute after the welcome, one more may go: the held question is
+    // asked, and the message that made room is not taken as its answer.
+    d.app.clock.set(start + Duration::seconds(61));
+    d.says(&who, "?").await;
+    let replies = d.replies(&who).await;
+    assert_eq!(replies.len(), 6);
+    assert_eq!(replies[5], "Domanda 5?");
+    assert!(d.contact(&who).await.fields.get("q5").is_none());
+
+    d.app.clock.set(start + Duration::seconds(130));
+    d.says(&who, "a5").await;
+    assert_eq!(d.replies(&who).await.last().unwrap(), "Domanda 6?");
+    assert_eq!(d.contact(&who).await.fields["q5"], "a5");
+}
+
+#[tokio::test]
+async fn conversations_only_the_faq_answered_are_resolved_after_an_hour_of_quiet() {
+    let d = desk().await;
+    let app = &d.app;
+    d.rule_id(
+        json!({"name": "Hours", "triggerMode": "KEYWORD", "keywords": ["orari"],
+        "variants": ["Aperti 9-18."], "priority": 5}),
+    )
+    .await;
+    d.rule_id(json!({"name": "Welcome", "triggerMode": "FIRST_CONTACT",
+        "variants": ["Benvenuto!"], "priority": 0}))
+        .await;
+    let start = app.now();
+    let faq = new_customer();
+    d.says(&faq, "orari?").await;
+    let welcome_only = new_customer();
+    d.says(&welcome_only, "Buongiorno, il mio ordine non è arrivato")
+        .await;
+    let agent_answered = new_customer();
+    d.says(&agent_answered, "orari?").await;
+    app.gql(
+        &app.admin_token,
+        "mutation($c:ID!){ sendMessage(input:{conversationId:$c, text:\"Ecco!\"}){ id } }",
+        json!({"c": d.conversation(&agent_answered).await.id.to_string()}),
+    )
+    .await
+    .data();
+    let handed_over = new_customer();
+    d.says(&handed_over, "orari?").await;
+    d.says(&handed_over, "operatore per favore").await;
+    assert!(d.handed_over(&handed_over).await);
+    let wrote_again = new_customer();
+    d.says(&wrote_again, "orari?").await;
+
+    app.clock.set(start + Duration::minutes(30));
+    d.says(&wrote_again, "e il sabato?").await;
+    app.clock.set(start + Duration::minutes(59));
+    assert!(
+        app.domain
+            .auto_close_bot_answered()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    app.clock.set(start + Duration::minutes(61));
+    let faq_conv = d.conversation(&faq).await;
+    assert_eq!(
+        app.domain.auto_close_bot_answered().await.unwrap(),
+        vec![faq_conv.id],
+        "only the conversation the FAQ answered and nobody else touched"
+    );
+    let closed = d.conversation(&faq).await;
+    assert_eq!(closed.status, entity::ConversationStatus::Resolved);
+    assert_eq!(closed.resolved_at, Some(app.now()));
+    assert_eq!(
+        d.replies(&faq).await,
+        vec!["Aperti 9-18."],
+        "no survey to a customer who went quiet"
+    );
+    for open in [&welcome_only, &agent_answered, &handed_over, &wrote_again] {
+        assert_eq!(
+            d.conversation(open).await.status,
+            entity::ConversationStatus::Open
+        );
+    }
+    assert!(
+        app.domain
+            .auto_close_bot_answered()
+            .await
+            .unwrap()
+            .is_empty(),
+        "resolved once"
+    );
+    let r = app
+        .gql(
+            &app.admin_token,
+            "{ automationReport(from:\"2026-12-01T00:00:00Z\", to:\"2026-12-03T00:00:00Z\"){ conversationsClosed closedWithoutHuman } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r.data()["automationReport"],
+        json!({"conversationsClosed": 1, "closedWithoutHuman": 1})
+    );
+
+    // The customer who wrote again is answered by no FAQ: a person takes it.
+    app.clock.set(start + Duration::minutes(200));
+    assert!(
+        app.domain
+            .auto_close_bot_answered()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn auto_close_can_be_turned_off() {
+    let d = desk_with(|c| c.auto_close_minutes = 0).await;
+    d.rule_id(
+        json!({"name": "Hours", "triggerMode": "KEYWORD", "keywords": ["orari"],
+        "variants": ["Aperti 9-18."]}),
+    )
+    .await;
+    let who = new_customer();
+    d.says(&who, "orari?").await;
+    d.app.clock.advance(Duration::days(2));
+    assert!(
+        d.app
+            .domain
+            .auto_close_bot_answered()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        d.conversation(&who).await.status,
+        entity::ConversationStatus::Open
+    );
+}
+
+#[tokio::test]
+async fn a_conversation_only_the_bot_answered_is_resolved_once_the_customer_goes_quiet() {
+    let d = desk().await;
+    let app = &d.app;
+    d.rule_id(
+        json!({"name": "Hours", "triggerMode": "KEYWORD", "keywords": ["orari"],
+        "variants": ["Aperti 9-18."]}),
+    )
+    .await;
+    let start = app.now();
+    let answered = new_customer();
+    d.says(&answered, "orari?").await;
+    let human = new_customer();
+    d.says(&human, "orari?").await;
+    let conv = d.conversation(&human).await.id;
+    app.gql(
+        &app.admin_token,
+        "mutation($c:ID!){ sendMessage(input:{conversationId:$c, text:\"Ecco!\"}){ id } }",
+        json!({"c": conv.to_string()}),
+    )
+    .await
+    .data();
+    let handed = new_customer();
+    d.says(&handed, "orari?").await;
+    d.says(&handed, "operatore").await;
+    let unanswered = new_customer();
+    d.says(&unanswered, "una domanda").await;
+    let wrote_again = new_customer();
+    d.says(&wrote_again, "orari?").await;
+    app.clock.set(start + Duration::minutes(30));
+    d.says(&wrote_again, "e la domenica?").await;
+
+    app.clock.set(start + Duration::minutes(59));
+    assert!(
+        app.domain
+            .auto_close_bot_answered()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    app.clock.set(start + Duration::minutes(61));
+    let closed = app.domain.auto_close_bot_answered().await.unwrap();
+    let bot_only = d.conversation(&answered).await;
+    assert_eq!(closed, vec![bot_only.id]);
+    assert_eq!(bot_only.status, entity::ConversationStatus::Resolved);
+    assert_eq!(bot_only.resolved_at, Some(app.now()));
+    for who in [&human, &handed, &unanswered, &wrote_again] {
+        assert_eq!(
+            d.conversation(who).await.status,
+            entity::ConversationStatus::Open
+        );
+    }
+    assert!(
+        app.domain
+            .auto_close_bot_answered()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Quiet long enough, but the bot did not answer the last message.
+    app.clock.set(start + Duration::minutes(91));
+    assert!(
+        app.domain
+            .auto_close_bot_answered()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The automation rate counts it as closed without a human.
+    let r = app
+        .gql(
+            &app.admin_token,
+            "{ automationReport(from:\"2026-12-01T00:00:00Z\", to:\"2026-12-03T00:00:00Z\"){ conversationsClosed closedWithoutHuman } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r.data()["automationReport"],
+        json!({"conversationsClosed": 1, "closedWithoutHuman": 1})
+    );
+    // The customer writing again starts a new conversation, welcomed anew.
+    d.says(&answered, "orari?").await;
+    assert_ne!(d.conversation(&answered).await.id, bot_only.id);
+}
+
+#[tokio::test]
+async fn auto_close_can_be_switched_off() {
+    let d = desk_with(|c| c.auto_close_minutes = 0).await;
+    d.rule_id(
+        json!({"name": "Hours", "triggerMode": "KEYWORD", "keywords": ["orari"],
+        "variants": ["Aperti 9-18."]}),
+    )
+    .await;
+    let who = new_customer();
+    d.says(&who, "orari?").await;
+    d.app.clock.advance(Duration::days(3));
+    assert!(
+        d.app
+            .domain
+            .auto_close_bot_answered()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        d.conversation(&who).await.status,
+        entity::ConversationStatus::Open
+    );
+}

@@ -60,6 +60,7 @@ pub fn agent_button_title(language: Option<&str>) -> &'static str {
         Some("it") => "Parla con operatore",
         Some("es") => "Hablar con agente",
         Some("pt") => "Falar com atendente",
+        Some("de") => "Mit Agent sprechen",
         _ => "Talk to an agent",
     }
 }
@@ -232,7 +233,15 @@ impl Domain {
             return Ok(done);
         }
         if self
-            .start_lead_flow(txn, reference, conversation, &words, now, &mut done)
+            .start_lead_flow(
+                txn,
+                reference,
+                contact,
+                conversation,
+                &words,
+                now,
+                &mut done,
+            )
             .await?
         {
             return Ok(done);
@@ -277,7 +286,13 @@ impl Domain {
             rule_id: Some(rule.id),
             variant: Some(index as i32),
         };
-        let (queued, event) = automated::queue(txn, conversation, content, origin, now).await?;
+        let Some((queued, event)) = self
+            .queue_automated(txn, contact, conversation, content, origin, now)
+            .await?
+        else {
+            // Held back by the new-customer limit: not counted as a reply.
+            return Ok(done);
+        };
         automation_hit::ActiveModel {
             conversation_id: Set(conversation.id),
             contact_id: Set(contact.id),
@@ -635,7 +650,14 @@ mod tests {
             reply_content("Hi".into(), 7, vec![], false, None).unwrap(),
             OutboundContent::Text { .. }
         ));
-        for lang in [None, Some("fr"), Some("it"), Some("es"), Some("pt")] {
+        for lang in [
+            None,
+            Some("fr"),
+            Some("it"),
+            Some("es"),
+            Some("pt"),
+            Some("de"),
+        ] {
             assert!(agent_button_title(lang).chars().count() <= 20);
         }
     }

@@ -30,6 +30,7 @@
 //! Replies are queued in the outbox in the ingest transaction (see
 //! [`engine`]), so the welcome is durable as soon as the webhook is answered.
 
+pub mod auto_close;
 pub mod engine;
 pub mod schedule;
 pub mod template;

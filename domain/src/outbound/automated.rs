@@ -1,16 +1,19 @@
 //! Messages the helpdesk sends on its own (auto-replies, surveys, lead-flow
 //! questions): written to the outbox in the caller's transaction, like an
 //! agent's reply, with `sender_kind = bot`. Callers check consent first
-//! ([`super::may_automate`]).
+//! ([`super::may_automate`]); the new-customer limit is checked here, and a
+//! message beyond it is skipped (logged), never failing the caller.
 
 use chrono::{DateTime, Utc};
-use entity::{DeliveryStatus, Direction, OutboxStatus, SenderKind, conversation, message, outbox};
+use entity::{
+    DeliveryStatus, Direction, OutboxStatus, SenderKind, contact, conversation, message, outbox,
+};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use super::content::{ContentInput, OutboundContent};
 use crate::events::{EventPayload, Scope};
-use crate::{DomainError, Result};
+use crate::{Domain, DomainError, Result};
 
 /// Which rule (and variant) produced an automated message.
 #[derive(Debug, Clone, Copy, Default)]
@@ -19,9 +22,38 @@ pub struct Origin {
     pub variant: Option<i32>,
 }
 
-/// Queues `content` to the customer of `conversation`; returns the message and
-/// the event to publish once the transaction commits.
-pub async fn queue(
+impl Domain {
+    /// Queues `content` to `contact`, the customer of `conversation`, unless
+    /// the new-customer limit is reached; returns the message and the event
+    /// to publish once the transaction commits, or `None` when skipped.
+    pub async fn queue_automated(
+        &self,
+        db: &impl ConnectionTrait,
+        contact: &contact::Model,
+        conversation: &conversation::Model,
+        content: OutboundContent,
+        origin: Origin,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(message::Model, EventPayload)>> {
+        let per_minute = self.config.messaging.new_customer_messages_per_minute;
+        let wait =
+            super::new_customer::wait_before_next(db, contact, conversation, per_minute, now)
+                .await?;
+        if let Some(wait) = wait {
+            tracing::info!(
+                conversation_id = conversation.id,
+                rule_id = origin.rule_id,
+                retry_after_ms = wait.num_milliseconds(),
+                "automated message skipped: new-customer sending limit"
+            );
+            return Ok(None);
+        }
+        Ok(Some(queue(db, conversation, content, origin, now).await?))
+    }
+}
+
+/// Writes the message and its outbox row.
+async fn queue(
     db: &impl ConnectionTrait,
     conversation: &conversation::Model,
     content: OutboundContent,

@@ -6,6 +6,7 @@
 
 pub mod automated;
 pub mod content;
+pub mod new_customer;
 pub mod send;
 pub mod throttle;
 pub mod worker;

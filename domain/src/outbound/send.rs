@@ -7,15 +7,14 @@
 //! (canned expansion, WhatsApp limits), reply context, the customer-service
 //! window (templates exempt), then the new-customer limit.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use entity::{
     DeliveryStatus, Direction, OutboxStatus, SenderKind, canned_response, contact, conversation,
     message, outbox,
 };
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
 };
 
 use super::content::{ContentInput, OutboundContent};
@@ -33,9 +32,6 @@ pub struct MessageForSend {
     /// Our id of the message being answered (sent as WhatsApp `context`).
     pub reply_to: Option<i64>,
 }
-
-/// How long the new-customer limit looks back.
-const LIMIT_WINDOW: i64 = 60;
 
 impl Domain {
     pub async fn send_message(
@@ -212,9 +208,7 @@ impl Domain {
             .ok_or_else(|| DomainError::invalid("replyTo", "that message has no WhatsApp id yet"))
     }
 
-    /// At most `new_customer_messages_per_minute` (5) outbound messages per
-    /// minute to a new customer: first contact within 24 h and no earlier
-    /// conversation. Existing customers have no limit.
+    /// The new-customer limit ([`super::new_customer`]) as an error.
     async fn check_new_customer_limit(
         &self,
         db: &impl ConnectionTrait,
@@ -222,46 +216,13 @@ impl Domain {
         current: &conversation::Model,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        if contact.created_at <= now - Duration::hours(24) {
-            return Ok(());
+        let per_minute = self.config.messaging.new_customer_messages_per_minute;
+        match super::new_customer::wait_before_next(db, contact, current, per_minute, now).await? {
+            None => Ok(()),
+            // Whole seconds, rounded up, at least one.
+            Some(wait) => Err(DomainError::RateLimited {
+                retry_after_secs: ((wait.num_milliseconds() + 999) / 1000).max(1),
+            }),
         }
-        let earlier = conversation::Entity::find()
-            .filter(conversation::Column::ContactId.eq(contact.id))
-            .filter(conversation::Column::Id.ne(current.id))
-            .filter(conversation::Column::CreatedAt.lte(current.created_at))
-            .count(db)
-            .await?;
-        if earlier > 0 {
-            return Ok(());
-        }
-        let since = now - Duration::seconds(LIMIT_WINDOW);
-        let recent = message::Entity::find()
-            .filter(message::Column::Direction.eq(Direction::Outbound))
-            .filter(message::Column::CreatedAt.gt(since))
-            .filter(
-                message::Column::ConversationId.in_subquery(
-                    Query::select()
-                        .column(conversation::Column::Id)
-                        .from(conversation::Entity)
-                        .and_where(conversation::Column::ContactId.eq(contact.id))
-                        .to_owned(),
-                ),
-            );
-        let limit = self.config.messaging.new_customer_messages_per_minute;
-        if recent.clone().count(db).await? < limit {
-            return Ok(());
-        }
-        let oldest = recent
-            .order_by_asc(message::Column::CreatedAt)
-            .one(db)
-            .await?
-            .map(|m| m.created_at)
-            .unwrap_or(now);
-        let wait = oldest + Duration::seconds(LIMIT_WINDOW) - now;
-        // Whole seconds, rounded up, at least one.
-        let secs = (wait.num_milliseconds() + 999) / 1000;
-        Err(DomainError::RateLimited {
-            retry_after_secs: secs.max(1),
-        })
     }
 }

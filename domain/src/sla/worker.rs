@@ -35,7 +35,7 @@ use super::policy::{Effective, Rules};
 use crate::assignment::{ACTIVE, assignment_state, record_history};
 use crate::events::{EventPayload, QueueChange, Scope};
 use crate::lock::clear_lock;
-use crate::outbound::OutboundContent;
+use crate::outbound::{OutboundContent, new_customer};
 use crate::{Actor, Domain, Result, audit, window};
 
 /// Conversations read per query page.
@@ -532,6 +532,17 @@ impl Domain {
             tracing::info!(
                 conversation = c.id,
                 "SLA notice skipped: outside the window"
+            );
+            return Ok(None);
+        }
+        let per_minute = self.config.messaging.new_customer_messages_per_minute;
+        if new_customer::wait_before_next(txn, &customer, c, per_minute, now)
+            .await?
+            .is_some()
+        {
+            tracing::info!(
+                conversation = c.id,
+                "SLA notice skipped: new-customer sending limit"
             );
             return Ok(None);
         }

@@ -3,6 +3,7 @@
 //!
 //! - `webhook`: signed WhatsApp deliveries, flat out or at a fixed rate;
 //! - `assign`: inbound message to assignment event, at a fixed rate;
+//! - `welcome`: inbound message from a new customer to its welcome in the outbox;
 //! - `subscribers`: sockets held, memory per socket, publish-to-receive latency.
 //!
 //! See BENCHMARKS.md for the commands and the figures.
@@ -11,6 +12,7 @@ mod assign;
 mod client;
 mod subscribers;
 mod webhook;
+mod welcome;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -73,6 +75,14 @@ enum Scenario {
         /// Simultaneous conversations per agent.
         #[arg(long, default_value_t = 20)]
         capacity: u32,
+    },
+    /// Messages from new customers at a fixed rate, timed until their welcome
+    /// reply is in the outbox (a first-contact rule is created when missing).
+    Welcome {
+        #[arg(long, default_value_t = 500)]
+        rate: u64,
+        #[arg(long, default_value_t = 6)]
+        seconds: u64,
     },
     /// WebSocket subscribers to one conversation's lock events.
     Subscribers {
@@ -143,6 +153,17 @@ async fn main() -> anyhow::Result<()> {
                 capacity,
             };
             assign::run(client, params).await?
+        }
+        Scenario::Welcome { rate, seconds } => {
+            let params = welcome::Params {
+                url: cli.url,
+                admin_token,
+                secret,
+                phone_number_id,
+                rate,
+                seconds,
+            };
+            welcome::run(client, params).await?
         }
         Scenario::Subscribers {
             subscribers,
