@@ -214,10 +214,7 @@ mod tests {
         assert_eq!(next_check(&c, &e, t(10, 0)), Some(t(10, 8)));
         let p = plan(&c, &e, t(10, 8), |_, _| false);
         assert_eq!(
-            p.fire
-                .iter()
-                .map(|(r, l)| (r.kind, *l))
-                .collect::<Vec<_>>(),
+            p.fire.iter().map(|(r, l)| (r.kind, *l)).collect::<Vec<_>>(),
             vec![
                 (SlaKind::FirstResponse, SlaLevel::Warning),
                 (SlaKind::FirstResponse, SlaLevel::Escalation)

@@ -21,17 +21,17 @@
 //! the reopen count for resolution clocks, so each reopen can warn, escalate
 //! and breach again.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use entity::{
     AssignmentKind, DeliveryStatus, Direction, MessageType, OutboxStatus, SenderKind, SlaKind,
     SlaLevel, contact, conversation, department, message, outbox, sla_event,
 };
-use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, TryInsertResult,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, TryInsertResult,
 };
 use serde_json::json;
 
@@ -187,13 +187,14 @@ impl Domain {
             txn.rollback().await?;
             return Ok(());
         }
+        let locked: Vec<i64> = rows.iter().map(|c| c.id).collect();
         let recorded: HashSet<(i64, SlaKind, SlaLevel, i32)> = sla_event::Entity::find()
             .select_only()
             .column(sla_event::Column::ConversationId)
             .column(sla_event::Column::Kind)
             .column(sla_event::Column::Level)
             .column(sla_event::Column::Cycle)
-            .filter(sla_event::Column::ConversationId.is_in(rows.iter().map(|c| c.id)))
+            .filter(sla_event::Column::ConversationId.is_in(locked.iter().copied()))
             .into_tuple()
             .all(&txn)
             .await?
@@ -206,10 +207,7 @@ impl Domain {
             let plan = schedule::plan(&c, &eff, now, |kind, level| {
                 recorded.contains(&(c.id, kind, level, cycle_of(&c, kind)))
             });
-            next = next.case(
-                conversation::Column::Id.eq(c.id),
-                Expr::val(plan.next_at),
-            );
+            next = next.case(conversation::Column::Id.eq(c.id), Expr::val(plan.next_at));
             let claims: Vec<Claim> = plan
                 .fire
                 .into_iter()
@@ -219,7 +217,7 @@ impl Domain {
                 plans.push((c, eff, claims));
             }
         }
-        let won = self.claim(&txn, &plans, now).await?;
+        let won = Self::record_levels(&txn, &plans, now).await?;
         let mut after = After::default();
         let mut alerts = vec![];
         for (c, eff, claims) in plans {
@@ -263,8 +261,7 @@ impl Domain {
         }
         conversation::Entity::update_many()
             .col_expr(conversation::Column::SlaNextAt, next.into())
-            .filter(by_id())
-            .filter(conversation::Column::SlaNextAt.lte(now))
+            .filter(conversation::Column::Id.is_in(locked))
             .exec(&txn)
             .await?;
         txn.commit().await?;
@@ -277,8 +274,7 @@ impl Domain {
 
     /// Inserts the page's event rows (`ON CONFLICT DO NOTHING` on the unique
     /// index); returns the (conversation, kind, level) this call recorded.
-    async fn claim(
-        &self,
+    async fn record_levels(
         txn: &DatabaseTransaction,
         plans: &[(conversation::Model, Effective, Vec<Claim>)],
         now: DateTime<Utc>,
@@ -312,21 +308,20 @@ impl Domain {
         // 9 parameters a row: well under SQLite's limit per statement.
         for chunk in rows.chunks(500) {
             let inserted = sla_event::Entity::insert_many(chunk.to_vec())
-                .on_conflict(
-                    OnConflict::columns([
-                        sla_event::Column::ConversationId,
-                        sla_event::Column::Kind,
-                        sla_event::Column::Level,
-                        sla_event::Column::Cycle,
-                    ])
-                    .do_nothing()
-                    .to_owned(),
-                )
-                .do_nothing()
+                .on_conflict_do_nothing_on([
+                    sla_event::Column::ConversationId,
+                    sla_event::Column::Kind,
+                    sla_event::Column::Level,
+                    sla_event::Column::Cycle,
+                ])
                 .exec_with_returning_many(txn)
                 .await?;
             if let TryInsertResult::Inserted(models) = inserted {
-                won.extend(models.into_iter().map(|e| (e.conversation_id, e.kind, e.level)));
+                won.extend(
+                    models
+                        .into_iter()
+                        .map(|e| (e.conversation_id, e.kind, e.level)),
+                );
             }
         }
         Ok(won)
