@@ -1157,6 +1157,15 @@ async fn resolve_and_reopen(app: &TestApp, c: i64) {
     }
 }
 
+async fn escalations_audited(app: &TestApp, conversation: i64) -> u64 {
+    audit_log::Entity::find()
+        .filter(audit_log::Column::Action.eq("sla.escalate"))
+        .filter(audit_log::Column::EntityId.eq(conversation.to_string()))
+        .count(&app.domain.db)
+        .await
+        .unwrap()
+}
+
 fn each_cycle_once(cycles: i32) -> Vec<(i32, String)> {
     (0..cycles)
         .flat_map(|cycle| {
@@ -1206,6 +1215,7 @@ async fn a_reopened_conversation_can_breach_again_once_per_cycle() {
         resolve_and_reopen(&app, c).await;
     }
     assert_eq!(app.conversation_row(c).await.escalation_level, 2);
+    assert_eq!(escalations_audited(&app, c).await, 2);
     // The first-response clock was met once and is not swept again.
     assert!(
         !events_of(&app, c)
@@ -1251,6 +1261,7 @@ async fn two_instances_record_each_cycle_of_a_reopened_conversation_once() {
         for &c in &conversations {
             assert_eq!(resolution_rows(&a, c).await, each_cycle_once(cycle));
             assert_eq!(a.conversation_row(c).await.escalation_level, cycle);
+            assert_eq!(escalations_audited(&a, c).await, cycle as u64);
             resolve_and_reopen(&a, c).await;
         }
     }

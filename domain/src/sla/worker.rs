@@ -21,12 +21,12 @@
 //! the reopen count for resolution clocks, so each reopen can warn, escalate
 //! and breach again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::{
     AssignmentKind, DeliveryStatus, Direction, MessageType, OutboxStatus, SenderKind, SlaKind,
-    SlaLevel, contact, conversation, department, message, outbox, sla_event,
+    SlaLevel, audit_log, contact, conversation, department, message, outbox, sla_event,
 };
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
 use sea_orm::{
@@ -107,6 +107,94 @@ pub fn due_page(
     q.order_by_asc(col)
         .order_by_asc(conversation::Column::Id)
         .limit(BATCH)
+}
+
+/// Whether an escalation under `eff` moves `c` (to another department or a
+/// senior); the others only count and notify, in one statement per page.
+fn moves(eff: &Effective, c: &conversation::Model) -> bool {
+    let esc = eff.escalation;
+    match (esc.kind, esc.to_department_id, esc.to_user_id) {
+        (entity::EscalationKind::Functional, Some(dep), _) => c.department_id != Some(dep),
+        (entity::EscalationKind::Hierarchical, _, Some(user)) => c.assignee_id != Some(user),
+        _ => false,
+    }
+}
+
+fn reason(eff: &Effective, kind: SlaKind) -> String {
+    format!(
+        "SLA {} at {} % of the target",
+        kind_name(kind).replace('_', " "),
+        eff.warn_percent
+    )
+}
+
+/// Escalations that move nothing, for a whole page: the escalation level
+/// counts up, an audit row each, an update event each.
+async fn escalate_in_place(
+    txn: &DatabaseTransaction,
+    escalated: &[(conversation::Model, String)],
+    now: DateTime<Utc>,
+    after: &mut After,
+) -> Result<()> {
+    if escalated.is_empty() {
+        return Ok(());
+    }
+    // A conversation may escalate twice in a page (both clocks at 80 %).
+    let mut times: HashMap<i64, i32> = HashMap::new();
+    for (c, _) in escalated {
+        *times.entry(c.id).or_default() += 1;
+    }
+    let mut by_times: HashMap<i32, Vec<i64>> = HashMap::new();
+    for (id, n) in &times {
+        by_times.entry(*n).or_default().push(*id);
+    }
+    for (n, ids) in by_times {
+        conversation::Entity::update_many()
+            .col_expr(
+                conversation::Column::EscalationLevel,
+                Expr::col(conversation::Column::EscalationLevel).add(n),
+            )
+            .col_expr(conversation::Column::UpdatedAt, Expr::value(now))
+            .filter(conversation::Column::Id.is_in(ids))
+            .exec(txn)
+            .await?;
+    }
+    let system = Actor::system();
+    let rows: Vec<audit_log::ActiveModel> = escalated
+        .iter()
+        .map(|(c, reason)| {
+            let state = assignment_state(c);
+            let mut after_state = state.clone();
+            if let Some(map) = after_state.as_object_mut() {
+                map.insert("reason".into(), reason.clone().into());
+            }
+            audit_log::ActiveModel {
+                actor_kind: Set(system.kind),
+                actor_id: Set(system.id),
+                action: Set("sla.escalate".into()),
+                entity_type: Set("conversation".into()),
+                entity_id: Set(Some(c.id.to_string())),
+                before: Set(Some(state)),
+                after: Set(Some(after_state)),
+                created_at: Set(now),
+                ..Default::default()
+            }
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        audit_log::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(txn)
+            .await?;
+    }
+    for (c, _) in escalated {
+        after.events.push(EventPayload::ConversationUpdated {
+            scope: Scope::from(c),
+            status: c.status,
+            priority: c.priority,
+            change: "escalated".into(),
+        });
+    }
+    Ok(())
 }
 
 /// A level one transaction records.
@@ -219,6 +307,7 @@ impl Domain {
         }
         let won = Self::record_levels(&txn, &plans, now).await?;
         let mut after = After::default();
+        let mut in_place = vec![];
         let mut alerts = vec![];
         for (c, eff, claims) in plans {
             let mut current = c;
@@ -237,9 +326,13 @@ impl Domain {
                         {
                             report.notices += 1;
                         }
-                        current = self
-                            .escalate(&txn, &current, &eff, kind, now, &mut after)
-                            .await?;
+                        if moves(&eff, &current) {
+                            current = self
+                                .escalate(&txn, &current, &eff, kind, now, &mut after)
+                                .await?;
+                        } else {
+                            in_place.push((current.clone(), reason(&eff, kind)));
+                        }
                     }
                     SlaLevel::Breach => {
                         report.breaches += 1;
@@ -259,6 +352,7 @@ impl Domain {
                 });
             }
         }
+        escalate_in_place(&txn, &in_place, now, &mut after).await?;
         conversation::Entity::update_many()
             .col_expr(conversation::Column::SlaNextAt, next.into())
             .filter(conversation::Column::Id.is_in(locked))
@@ -338,11 +432,7 @@ impl Domain {
         after: &mut After,
     ) -> Result<conversation::Model> {
         let esc = eff.escalation;
-        let reason = format!(
-            "SLA {} at {} % of the target",
-            kind_name(kind).replace('_', " "),
-            eff.warn_percent
-        );
+        let reason = reason(eff, kind);
         let mut update = conversation::Entity::update_many()
             .col_expr(
                 conversation::Column::EscalationLevel,
