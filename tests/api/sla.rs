@@ -1342,3 +1342,43 @@ async fn the_important_wait_counts_business_time_and_pauses() {
             .contains(&(SlaKind::ImportantWait, SlaLevel::Alert))
     );
 }
+
+#[tokio::test]
+async fn a_sweep_reads_only_the_conversations_due_and_a_policy_edit_rechecks_its_own() {
+    let app = desk().await;
+    let input = |warn: i32| {
+        json!({"name": "Standard", "firstResponseSeconds": 600, "resolutionSeconds": 86400,
+            "warnPercent": warn})
+    };
+    let policy = create_policy(&app, input(80)).await;
+    let c = customer_writes(&app, "393330000070", "Ciao").await;
+    customer_writes(&app, "393330000071", "Ciao").await;
+    // Stored when the clock started: the warning at 80 % of 10 minutes.
+    assert_eq!(
+        app.conversation_row(c).await.sla_next_at,
+        Some(app.now() + Duration::minutes(8))
+    );
+    app.clock.advance(Duration::minutes(5));
+    let report = app.domain.run_sla_sweep().await.unwrap();
+    assert_eq!(report, Default::default(), "nothing is due yet: {report:?}");
+    // At 50 % the warning is already due: the edit moves the next checks.
+    app.gql(
+        &admin(&app).await,
+        "mutation($id:ID!, $i: SlaPolicyInput!){ updateSlaPolicy(id:$id, input:$i){ id } }",
+        json!({"id": policy.to_string(), "i": input(50)}),
+    )
+    .await
+    .data();
+    let report = app.domain.run_sla_sweep().await.unwrap();
+    assert_eq!(
+        (report.examined, report.warnings, report.escalations),
+        (2, 2, 2),
+        "{report:?}"
+    );
+    // Next: the breach at 10 minutes.
+    assert_eq!(
+        app.conversation_row(c).await.sla_next_at,
+        Some(app.now() + Duration::minutes(5))
+    );
+    assert_eq!(app.domain.run_sla_sweep().await.unwrap().examined, 0);
+}
