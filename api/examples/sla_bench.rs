@@ -2,9 +2,10 @@
 //!
 //! Seeds 100,000 open conversations into an empty database (93,000 answered
 //! in the last 6 hours, 2,000 unanswered from the last 10 minutes, 5,000
-//! unanswered and already breached hours ago, 10 % high priority), prints the
-//! query plans of the sweep's candidate queries (EXPLAIN ANALYZE), then times
-//! five consecutive sweeps with the real clock.
+//! unanswered and already breached hours ago, 10 % high priority) with the
+//! due times and next checks their clocks store, prints the plan of the
+//! sweep's query (EXPLAIN ANALYZE), then times five consecutive sweeps with
+//! the real clock.
 //!
 //! ```text
 //! cargo run -p api --example sla_bench -- postgres://postgres@127.0.0.1:5432/sla_bench
@@ -14,15 +15,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use api::Config;
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use domain::events::NoEvents;
-use domain::sla::policy::Rules;
-use domain::sla::worker::candidates_page;
+use domain::sla::worker::due_page;
 use domain::{Clock, SystemClock};
-use entity::{SlaKind, conversation};
+use entity::conversation;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryTrait,
-    Statement,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    QueryTrait, Statement,
 };
 
 const SEED: &[&str] = &[
@@ -33,13 +33,18 @@ const SEED: &[&str] = &[
      FROM generate_series(1, 100000) g",
     "INSERT INTO conversations (channel_id, contact_id, status, priority, escalation_level, \
        transfer_count, reopen_count, created_at, updated_at, queued_at, last_message_at, \
-       last_inbound_at, first_response_at, first_response_due_at, resolution_due_at) \
+       last_inbound_at, first_response_at, first_response_due_at, resolution_due_at, \
+       important_wait_due_at, sla_next_at) \
      SELECT (SELECT id FROM channels WHERE phone_number_id = 'bench-sla'), c.id, 'open', \
        CASE WHEN c.g % 10 = 0 THEN 'high' ELSE 'normal' END, \
        CASE WHEN c.g > 95000 THEN 1 ELSE 0 END, 0, 0, \
        t.created, t.created, t.created, t.created, t.created, \
        CASE WHEN c.g <= 93000 THEN t.created + interval '2 minutes' END, \
-       t.created + interval '10 minutes', t.created + interval '24 hours' \
+       t.created + interval '10 minutes', t.created + interval '24 hours', \
+       CASE WHEN c.g > 93000 THEN t.created + interval '5 minutes' END, \
+       CASE WHEN c.g > 93000 AND c.g <= 95000 THEN LEAST(t.created + interval '8 minutes', \
+         CASE WHEN c.g % 10 = 0 THEN t.created + interval '5 minutes' END) \
+         ELSE t.created + interval '1152 minutes' END \
      FROM (SELECT id, row_number() OVER (ORDER BY id) AS g FROM contacts \
            WHERE wa_id LIKE 'bench%') c \
      CROSS JOIN LATERAL (SELECT CASE \
@@ -90,29 +95,22 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     println!("open conversations: {open}");
 
-    let now = SystemClock.now();
-    let rules = Rules::load(db).await?;
-    let (first_lead, resolution_lead) = rules.max_leads(None);
-    let calendar = rules.calendar_of(None);
-    for (kind, horizon) in [
-        (SlaKind::FirstResponse, calendar.add(now, first_lead)),
-        (SlaKind::Resolution, calendar.add(now, resolution_lead)),
-        (SlaKind::ImportantWait, now - Duration::minutes(5)),
-    ] {
-        let sql = candidates_page(None, kind, horizon, None)
-            .build(DbBackend::Postgres)
-            .to_string();
-        println!("\n-- candidates {kind:?}\n{sql};");
-        let plan = db
-            .query_all_raw(Statement::from_string(
-                DbBackend::Postgres,
-                format!("EXPLAIN (ANALYZE, BUFFERS) {sql}"),
-            ))
-            .await?;
-        for row in plan {
-            let line: String = row.try_get("", "QUERY PLAN")?;
-            println!("{line}");
-        }
+    let sql = due_page(SystemClock.now(), None)
+        .select_only()
+        .column(conversation::Column::Id)
+        .column(conversation::Column::SlaNextAt)
+        .build(DbBackend::Postgres)
+        .to_string();
+    println!("\n-- due for a check\n{sql};");
+    let plan = db
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!("EXPLAIN (ANALYZE, BUFFERS) {sql}"),
+        ))
+        .await?;
+    for row in plan {
+        let line: String = row.try_get("", "QUERY PLAN")?;
+        println!("{line}");
     }
 
     println!();

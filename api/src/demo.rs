@@ -1487,6 +1487,9 @@ impl Gen {
             } else {
                 None
             },
+            important_wait_due_at: Some(c.clock + Duration::minutes(5)),
+            // Checked by the first sweep, which stores the real next check.
+            sla_next_at: resolved_at.is_none().then_some(c.clock),
             escalation_level: i32::from(c.escalated),
             transfer_count: i32::from(tl.transferred_at.is_some()),
             reopen_count: 0,

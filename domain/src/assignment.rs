@@ -990,6 +990,8 @@ mod tests {
             first_response_due_at: None,
             resolution_due_at: None,
             sla_paused_at: None,
+            important_wait_due_at: None,
+            sla_next_at: None,
             escalation_level: 0,
             transfer_count: 0,
             reopen_count: 0,

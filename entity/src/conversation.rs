@@ -34,6 +34,12 @@ pub struct Model {
     pub first_response_due_at: Option<DateTimeUtc>,
     pub resolution_due_at: Option<DateTimeUtc>,
     pub sla_paused_at: Option<DateTimeUtc>,
+    /// When an unanswered important (high/urgent) conversation raises its
+    /// 5-minute alert, in business time.
+    pub important_wait_due_at: Option<DateTimeUtc>,
+    /// When the SLA sweep next has a level to decide (warning, breach or
+    /// alert); `None` when no clock runs. Kept by the clocks and the sweep.
+    pub sla_next_at: Option<DateTimeUtc>,
     /// Database default: `0`.
     pub escalation_level: i32,
     /// Database default: `0`.

@@ -18,6 +18,10 @@ pub struct Model {
     pub occurred_at: DateTimeUtc,
     pub late_secs: Option<i64>,
     pub details: Option<Json>,
+    /// The conversation's `reopen_count` for resolution rows (each reopen
+    /// starts a new resolution clock); `0` for the once-only first-response
+    /// and important-wait clocks. Database default: `0`.
+    pub cycle: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -187,13 +187,14 @@ async fn assert_schema_complete(db: &DatabaseConnection) {
         "conversations_one_open_per_contact",
         "idx_conversations_status_department_id_assignee_id",
         "idx_messages_conversation_id_created_at",
-        "uq_sla_events_conversation_id_kind_level",
+        "uq_sla_events_conversation_id_kind_level_cycle",
         "uq_surveys_conversation_id_kind_round",
         "uq_holidays_business_hours_id_date",
         "idx_webhook_inbox_status_received_at",
         "idx_conversations_sla_first_response_running",
         "idx_conversations_sla_resolution_running",
         "idx_conversations_sla_unanswered_created_at",
+        "idx_conversations_sla_next_at",
     ] {
         assert!(idx.contains(name), "missing index {name}; have {idx:?}");
     }
@@ -396,6 +397,8 @@ async fn check_entities_round_trip(db: &DatabaseConnection) {
             first_response_due_at: Some(ts(13)),
             resolution_due_at: Some(ts(14)),
             sla_paused_at: Some(ts(15)),
+            important_wait_due_at: Some(ts(15)),
+            sla_next_at: Some(ts(16)),
             escalation_level: 1,
             transfer_count: 2,
             reopen_count: 3,
@@ -491,6 +494,7 @@ async fn check_entities_round_trip(db: &DatabaseConnection) {
             occurred_at: ts(36),
             late_secs: Some(-60),
             details: Some(json!({"percent": 80})),
+            cycle: 2,
         }
     );
     round_trip!(

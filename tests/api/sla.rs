@@ -1128,3 +1128,257 @@ async fn updating_business_hours_replaces_the_schedule_and_the_holidays() {
     r.assert_code("BAD_USER_INPUT");
     assert_eq!(r.body["errors"][0]["extensions"]["field"], "holidays");
 }
+
+/// The resolution rows of a conversation as (cycle, level), sorted.
+async fn resolution_rows(app: &TestApp, conversation: i64) -> Vec<(i32, String)> {
+    let mut rows: Vec<(i32, String)> = sla_event::Entity::find()
+        .filter(sla_event::Column::ConversationId.eq(conversation))
+        .filter(sla_event::Column::Kind.eq(SlaKind::Resolution))
+        .all(&app.domain.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.cycle, format!("{:?}", e.level)))
+        .collect();
+    rows.sort();
+    rows
+}
+
+async fn resolve_and_reopen(app: &TestApp, c: i64) {
+    let token = admin(app).await;
+    for op in ["resolve", "reopen"] {
+        app.gql(
+            &token,
+            &format!("mutation($c:ID!){{ {op}(conversationId:$c){{ id }} }}"),
+            json!({"c": c.to_string()}),
+        )
+        .await
+        .data();
+    }
+}
+
+async fn escalations_audited(app: &TestApp, conversation: i64) -> u64 {
+    audit_log::Entity::find()
+        .filter(audit_log::Column::Action.eq("sla.escalate"))
+        .filter(audit_log::Column::EntityId.eq(conversation.to_string()))
+        .count(&app.domain.db)
+        .await
+        .unwrap()
+}
+
+fn each_cycle_once(cycles: i32) -> Vec<(i32, String)> {
+    (0..cycles)
+        .flat_map(|cycle| {
+            ["Breach", "Escalation", "Warning"].map(|level| (cycle, level.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_reopened_conversation_can_breach_again_once_per_cycle() {
+    let app = desk().await;
+    create_policy(
+        &app,
+        json!({"name": "Standard", "firstResponseSeconds": 600, "resolutionSeconds": 3600}),
+    )
+    .await;
+    let c = customer_writes(&app, "393330000050", "Ciao").await;
+    app.gql(
+        &app.admin_token,
+        "mutation($id:ID!){ sendMessage(input:{conversationId:$id, text:\"Eccomi\"}){ id } }",
+        json!({"id": c.to_string()}),
+    )
+    .await
+    .data();
+    for cycle in 1..=2 {
+        app.clock.advance(Duration::minutes(61));
+        let report = app.domain.run_sla_sweep().await.unwrap();
+        assert_eq!(
+            (report.warnings, report.escalations, report.breaches),
+            (1, 1, 1),
+            "cycle {cycle}: {report:?}"
+        );
+        let breach = sla_event::Entity::find()
+            .filter(sla_event::Column::ConversationId.eq(c))
+            .filter(sla_event::Column::Level.eq(SlaLevel::Breach))
+            .filter(sla_event::Column::Cycle.eq(cycle - 1))
+            .one(&app.domain.db)
+            .await
+            .unwrap()
+            .expect("a breach row of this cycle");
+        assert_eq!(breach.late_secs, Some(60));
+        // Once per cycle.
+        app.clock.advance(Duration::minutes(5));
+        let again = app.domain.run_sla_sweep().await.unwrap();
+        assert_eq!(again, Default::default(), "cycle {cycle}: {again:?}");
+        assert_eq!(resolution_rows(&app, c).await, each_cycle_once(cycle));
+        resolve_and_reopen(&app, c).await;
+    }
+    assert_eq!(app.conversation_row(c).await.escalation_level, 2);
+    assert_eq!(escalations_audited(&app, c).await, 2);
+    // The first-response clock was met once and is not swept again.
+    assert!(
+        !events_of(&app, c)
+            .await
+            .iter()
+            .any(|(k, _)| *k == SlaKind::FirstResponse)
+    );
+}
+
+#[tokio::test]
+async fn two_instances_record_each_cycle_of_a_reopened_conversation_once() {
+    let sqlite = std::env::var("TEST_DATABASE_URL")
+        .is_err()
+        .then(|| std::env::temp_dir().join(format!("hd-sla-{}.db", uuid::Uuid::new_v4())));
+    let _cleanup = TempDb(sqlite.clone());
+    let a = spawn_app_with(|c| {
+        if let Some(path) = &sqlite {
+            c.database_url = format!("sqlite://{}?mode=rwc", path.display());
+        }
+    })
+    .await;
+    let b = spawn_instance(&a, |_| {}).await;
+    let a = desk_on(a).await;
+    create_policy(
+        &a,
+        json!({"name": "Standard", "firstResponseSeconds": 86400, "resolutionSeconds": 3600}),
+    )
+    .await;
+    let mut conversations = vec![];
+    for i in 0..6 {
+        conversations.push(customer_writes(&a, &format!("39333200{i:04}"), "Buongiorno").await);
+    }
+    for cycle in 1..=2 {
+        a.clock.advance(Duration::minutes(61));
+        let (ra, rb) = tokio::join!(a.domain.run_sla_sweep(), b.domain.run_sla_sweep());
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert_eq!(ra.warnings + rb.warnings, 6, "cycle {cycle}: {ra:?} {rb:?}");
+        assert_eq!(ra.escalations + rb.escalations, 6, "{ra:?} {rb:?}");
+        assert_eq!(ra.breaches + rb.breaches, 6, "{ra:?} {rb:?}");
+        let (ra, rb) = tokio::join!(a.domain.run_sla_sweep(), b.domain.run_sla_sweep());
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert_eq!(ra.warnings + rb.warnings + ra.breaches + rb.breaches, 0);
+        for &c in &conversations {
+            assert_eq!(resolution_rows(&a, c).await, each_cycle_once(cycle));
+            assert_eq!(a.conversation_row(c).await.escalation_level, cycle);
+            assert_eq!(escalations_audited(&a, c).await, cycle as u64);
+            resolve_and_reopen(&a, c).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_important_wait_counts_business_time_and_pauses() {
+    let app = desk().await;
+    let hours = rome_office(&app, json!([])).await;
+    create_policy(
+        &app,
+        json!({"name": "Office", "firstResponseSeconds": 3600, "resolutionSeconds": 86400,
+            "businessHoursId": hours.to_string(), "isDefault": true}),
+    )
+    .await;
+    let set_high = |c: i64| {
+        let app = &app;
+        async move {
+            app.gql(
+                &admin(app).await,
+                "mutation($c:ID!){ setPriority(conversationId:$c, priority:HIGH){ id } }",
+                json!({"c": c.to_string()}),
+            )
+            .await
+            .data();
+        }
+    };
+    let alerts = || async { app.domain.run_sla_sweep().await.unwrap().alerts };
+    // Friday 2026-11-27 17:58 in Rome: two minutes of business time today.
+    app.clock
+        .set(Utc.with_ymd_and_hms(2026, 11, 27, 16, 58, 0).unwrap());
+    let c = customer_writes(&app, "393330000060", "Sono un cliente VIP").await;
+    set_high(c).await;
+    // Monday 09:03 Rome.
+    let monday = Utc.with_ymd_and_hms(2026, 11, 30, 8, 3, 0).unwrap();
+    assert_eq!(
+        app.conversation_row(c).await.important_wait_due_at,
+        Some(monday)
+    );
+    // Friday night, hours of wall time later: the office is closed.
+    app.clock
+        .set(Utc.with_ymd_and_hms(2026, 11, 27, 21, 0, 0).unwrap());
+    assert_eq!(alerts().await, 0);
+    app.clock.set(monday - Duration::seconds(1));
+    assert_eq!(alerts().await, 0);
+    app.clock.set(monday);
+    assert_eq!(alerts().await, 1);
+    app.clock.advance(Duration::minutes(1));
+    assert_eq!(alerts().await, 0);
+
+    // Waiting on the customer pauses it: 2 minutes used, 3 left on resume.
+    let c = customer_writes(&app, "393330000061", "Urgente").await;
+    set_high(c).await;
+    app.clock.advance(Duration::minutes(2));
+    app.gql(
+        &admin(&app).await,
+        "mutation($id:ID!){ setWaitingOnCustomer(conversationId:$id, waiting:true){ status } }",
+        json!({"id": c.to_string()}),
+    )
+    .await
+    .data();
+    app.clock.advance(Duration::minutes(30));
+    assert_eq!(alerts().await, 0);
+    customer_writes(&app, "393330000061", "Ecco").await;
+    let resumed = app.now();
+    assert_eq!(
+        app.conversation_row(c).await.important_wait_due_at,
+        Some(resumed + Duration::minutes(3))
+    );
+    app.clock
+        .advance(Duration::minutes(3) - Duration::seconds(1));
+    assert_eq!(alerts().await, 0);
+    app.clock.advance(Duration::seconds(1));
+    assert_eq!(alerts().await, 1);
+    assert!(
+        events_of(&app, c)
+            .await
+            .contains(&(SlaKind::ImportantWait, SlaLevel::Alert))
+    );
+}
+
+#[tokio::test]
+async fn a_sweep_reads_only_the_conversations_due_and_a_policy_edit_rechecks_its_own() {
+    let app = desk().await;
+    let input = |warn: i32| {
+        json!({"name": "Standard", "firstResponseSeconds": 600, "resolutionSeconds": 86400,
+            "warnPercent": warn})
+    };
+    let policy = create_policy(&app, input(80)).await;
+    let c = customer_writes(&app, "393330000070", "Ciao").await;
+    customer_writes(&app, "393330000071", "Ciao").await;
+    // Stored when the clock started: the warning at 80 % of 10 minutes.
+    assert_eq!(
+        app.conversation_row(c).await.sla_next_at,
+        Some(app.now() + Duration::minutes(8))
+    );
+    app.clock.advance(Duration::minutes(5));
+    let report = app.domain.run_sla_sweep().await.unwrap();
+    assert_eq!(report, Default::default(), "nothing is due yet: {report:?}");
+    // At 50 % the warning is already due: the edit moves the next checks.
+    app.gql(
+        &admin(&app).await,
+        "mutation($id:ID!, $i: SlaPolicyInput!){ updateSlaPolicy(id:$id, input:$i){ id } }",
+        json!({"id": policy.to_string(), "i": input(50)}),
+    )
+    .await
+    .data();
+    let report = app.domain.run_sla_sweep().await.unwrap();
+    assert_eq!(
+        (report.examined, report.warnings, report.escalations),
+        (2, 2, 2),
+        "{report:?}"
+    );
+    // Next: the breach at 10 minutes.
+    assert_eq!(
+        app.conversation_row(c).await.sla_next_at,
+        Some(app.now() + Duration::minutes(5))
+    );
+    assert_eq!(app.domain.run_sla_sweep().await.unwrap().examined, 0);
+}

@@ -14,6 +14,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
 
 use super::policy::{Effective, Rules};
+use super::schedule;
 use crate::assignment::ACTIVE;
 use crate::audit::{self, Change};
 use crate::events::{EventPayload, Scope};
@@ -24,6 +25,7 @@ struct Due {
     policy_id: Option<i64>,
     first_response: Option<DateTime<Utc>>,
     resolution: Option<DateTime<Utc>>,
+    important_wait: Option<DateTime<Utc>>,
     paused_at: Option<DateTime<Utc>>,
 }
 
@@ -33,18 +35,30 @@ impl Due {
             policy_id: c.sla_policy_id,
             first_response: c.first_response_due_at,
             resolution: c.resolution_due_at,
+            important_wait: c.important_wait_due_at,
             paused_at: c.sla_paused_at,
         }
     }
 }
 
+/// Stores the due times and the sweep's next check they give (`eff`: the
+/// rules of `due.policy_id`).
 async fn store(
     db: &impl ConnectionTrait,
     c: &conversation::Model,
     due: Due,
+    eff: &Effective,
+    now: DateTime<Utc>,
 ) -> Result<conversation::Model> {
-    if due == Due::of(c) {
-        return Ok(c.clone());
+    let mut after = c.clone();
+    after.sla_policy_id = due.policy_id;
+    after.first_response_due_at = due.first_response;
+    after.resolution_due_at = due.resolution;
+    after.important_wait_due_at = due.important_wait;
+    after.sla_paused_at = due.paused_at;
+    after.sla_next_at = schedule::next_check(&after, eff, now);
+    if due == Due::of(c) && after.sla_next_at == c.sla_next_at {
+        return Ok(after);
     }
     conversation::Entity::update_many()
         .col_expr(
@@ -60,17 +74,20 @@ async fn store(
             Expr::value(due.resolution),
         )
         .col_expr(
+            conversation::Column::ImportantWaitDueAt,
+            Expr::value(due.important_wait),
+        )
+        .col_expr(
             conversation::Column::SlaPausedAt,
             Expr::value(due.paused_at),
+        )
+        .col_expr(
+            conversation::Column::SlaNextAt,
+            Expr::value(after.sla_next_at),
         )
         .filter(conversation::Column::Id.eq(c.id))
         .exec(db)
         .await?;
-    let mut after = c.clone();
-    after.sla_policy_id = due.policy_id;
-    after.first_response_due_at = due.first_response;
-    after.resolution_due_at = due.resolution;
-    after.sla_paused_at = due.paused_at;
     Ok(after)
 }
 
@@ -103,16 +120,16 @@ pub async fn start(
         return Ok(c);
     }
     let eff = rules.fitting(&c);
+    let unanswered = c.first_response_at.is_none();
     let due = Due {
         policy_id: eff.policy_id,
-        first_response: c
-            .first_response_at
-            .is_none()
-            .then(|| eff.calendar.add(now, eff.first_response)),
+        first_response: unanswered.then(|| eff.calendar.add(now, eff.first_response)),
         resolution: Some(eff.calendar.add(now, eff.resolution)),
+        // Stored for every priority: a later raise to high counts from the start.
+        important_wait: unanswered.then(|| eff.calendar.add(now, super::IMPORTANT_WAIT)),
         paused_at: None,
     };
-    store(db, &c, due).await
+    store(db, &c, due, &eff, now).await
 }
 
 /// Called from ingest with the conversation an inbound message landed in:
@@ -154,17 +171,23 @@ async fn resume(
             }
         })
     };
+    let unanswered = c.first_response_at.is_none();
     let due = Due {
         policy_id: c.sla_policy_id,
-        first_response: if c.first_response_at.is_none() {
+        first_response: if unanswered {
             shift(c.first_response_due_at)
         } else {
             c.first_response_due_at
         },
         resolution: shift(c.resolution_due_at),
+        important_wait: if unanswered {
+            shift(c.important_wait_due_at)
+        } else {
+            c.important_wait_due_at
+        },
         paused_at: None,
     };
-    store(db, c, due).await
+    store(db, c, due, &eff, now).await
 }
 
 /// After a priority, topic, department or status change (assignment
@@ -197,9 +220,10 @@ pub async fn on_change(
             policy_id: eff.policy_id,
             first_response: after.first_response_due_at,
             resolution: Some(eff.calendar.add(now, eff.resolution)),
+            important_wait: after.important_wait_due_at,
             paused_at: None,
         };
-        return store(db, &after, due).await;
+        return store(db, &after, due, &eff, now).await;
     }
     let old = rules.of(before);
     let new = rules.fitting(&after);
@@ -220,9 +244,21 @@ pub async fn on_change(
         resolution: after
             .resolution_due_at
             .map(|d| retarget(&old, &new, d, old.resolution, new.resolution, from)),
+        // Same 5 minutes, possibly in another calendar.
+        important_wait: match (after.first_response_at, after.important_wait_due_at) {
+            (None, Some(d)) => Some(retarget(
+                &old,
+                &new,
+                d,
+                super::IMPORTANT_WAIT,
+                super::IMPORTANT_WAIT,
+                from,
+            )),
+            (_, d) => d,
+        },
         paused_at: after.sla_paused_at,
     };
-    store(db, &after, due).await
+    store(db, &after, due, &new, now).await
 }
 
 impl Domain {
@@ -302,12 +338,13 @@ impl Domain {
         let started = after.first_response_due_at.is_some() || after.resolution_due_at.is_some();
         if waiting && started {
             let rules = Rules::load(&txn).await?;
-            if rules.of(&after).pause_when_pending {
+            let eff = rules.of(&after);
+            if eff.pause_when_pending {
                 let due = Due {
                     paused_at: Some(now),
                     ..Due::of(&after)
                 };
-                after = store(&txn, &after, due).await?;
+                after = store(&txn, &after, due, &eff, now).await?;
             }
         } else if !waiting && after.sla_paused_at.is_some() {
             let rules = Rules::load(&txn).await?;
@@ -340,4 +377,25 @@ impl Domain {
         });
         Ok(after)
     }
+}
+
+/// After an edit of policies or business hours: the running clocks under
+/// `policies` get their next check now, since the stored one may be later than
+/// the new rules say; the next sweep looks at each once and stores the real
+/// one.
+pub async fn recheck(
+    db: &impl ConnectionTrait,
+    policies: Vec<i64>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if policies.is_empty() {
+        return Ok(());
+    }
+    conversation::Entity::update_many()
+        .col_expr(conversation::Column::SlaNextAt, Expr::value(now))
+        .filter(conversation::Column::SlaNextAt.gt(now))
+        .filter(conversation::Column::SlaPolicyId.is_in(policies))
+        .exec(db)
+        .await?;
+    Ok(())
 }

@@ -15,6 +15,7 @@ pub mod business_time;
 pub mod clock;
 pub mod policy;
 pub mod report;
+pub mod schedule;
 pub mod worker;
 
 use chrono::Duration;

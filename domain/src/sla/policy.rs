@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{Duration, NaiveDate, Weekday};
 use entity::{EscalationKind, Priority, business_hours, conversation, holiday, sla_policy};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 use serde_json::{Value, json};
 
@@ -475,6 +475,7 @@ impl Domain {
                 .after(&after),
         )
         .await?;
+        super::clock::recheck(&txn, vec![id], now).await?;
         txn.commit().await?;
         Ok(after)
     }
@@ -496,6 +497,7 @@ impl Domain {
             Change::new("sla_policy.delete", "sla_policy", id).before(&before),
         )
         .await?;
+        super::clock::recheck(&txn, vec![id], now).await?;
         txn.commit().await?;
         Ok(before)
     }
@@ -637,6 +639,16 @@ impl Domain {
             change = change.before(b);
         }
         audit::record(&txn, actor, now, change).await?;
+        if before.is_some() {
+            let governed: Vec<i64> = sla_policy::Entity::find()
+                .select_only()
+                .column(sla_policy::Column::Id)
+                .filter(sla_policy::Column::BusinessHoursId.eq(saved.id))
+                .into_tuple()
+                .all(&txn)
+                .await?;
+            super::clock::recheck(&txn, governed, now).await?;
+        }
         txn.commit().await?;
         Ok(BusinessHoursView {
             hours: saved,

@@ -1,8 +1,7 @@
-//! The SLA sweep. For each policy (and the built-in defaults) it asks the
-//! database only for conversations whose due time falls before "now plus the
-//! policy's largest warning lead" in business time — an index range scan on
-//! `first_response_due_at` / `resolution_due_at` with an anti-join on the
-//! breach row — then decides exactly in Rust:
+//! The SLA sweep. Each conversation stores when it next reaches a level
+//! (`sla_next_at`, see [`super::schedule`]), so a tick reads only the
+//! conversations due now — an index range `sla_next_at <= now` — and, page by
+//! page in one transaction each:
 //!
 //! - remaining business time ≤ (100 − warn) % of the target: a `warning` row
 //!   and an `escalation` row (hierarchical: notify and, if configured,
@@ -10,41 +9,48 @@
 //!   department's queue and tell the customer);
 //! - due time passed: a `breach` row with how late, and a notice to the
 //!   customer if the policy says so;
-//! - important (high/urgent) conversations unanswered for 5 minutes: an
-//!   `alert` row.
+//! - important (high/urgent) conversations unanswered for 5 minutes of
+//!   business time (`important_wait_due_at`, stored like the other due
+//!   times, so pauses and calendars count the same): an `alert` row;
+//! - then the page's next checks, in one statement.
 //!
-//! Every row is inserted with `ON CONFLICT DO NOTHING` on the unique index
-//! (conversation, kind, level); the side effects run in the same transaction
-//! only when this instance's insert won, so two workers never double-escalate.
+//! Exactly once, on any number of instances: a page's rows are locked first
+//! (row locks on PostgreSQL, the write lock on SQLite) and re-read, so a
+//! second instance waits and then finds their next checks moved; the unique
+//! index (conversation, kind, level, cycle) stays the last guard. The cycle is
+//! the reopen count for resolution clocks, so each reopen can warn, escalate
+//! and breach again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use entity::{
-    AssignmentKind, DeliveryStatus, Direction, MessageType, OutboxStatus, Priority, SenderKind,
-    SlaKind, SlaLevel, contact, conversation, department, message, outbox, sla_event, sla_policy,
+    AssignmentKind, DeliveryStatus, Direction, MessageType, OutboxStatus, SenderKind, SlaKind,
+    SlaLevel, audit_log, contact, conversation, department, message, outbox, sla_event,
 };
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, TryInsertResult,
 };
 use serde_json::json;
 
 use super::policy::{Effective, Rules};
-use crate::assignment::{ACTIVE, assignment_state, record_history};
+use super::schedule::{self, Running};
+use crate::assignment::{assignment_state, record_history};
 use crate::events::{EventPayload, QueueChange, Scope};
 use crate::lock::clear_lock;
 use crate::outbound::{OutboundContent, new_customer};
 use crate::{Actor, Domain, Result, audit, window};
 
-/// Conversations read per query page.
-const BATCH: u64 = 500;
+/// Conversations decided per transaction: bounds how long their rows stay
+/// locked and the statements' parameter counts.
+const BATCH: u64 = 200;
 
 /// What one sweep did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SweepReport {
-    /// Candidates read from the database.
+    /// Conversations due for a check, read from the database.
     pub examined: usize,
     pub warnings: usize,
     pub escalations: usize,
@@ -71,77 +77,24 @@ pub fn level_name(level: SlaLevel) -> &'static str {
     }
 }
 
-/// No row of this kind and level yet for the conversation.
-fn lacks(kind: SlaKind, level: SlaLevel) -> Condition {
-    Condition::all().add(
-        Expr::exists(
-            Query::select()
-                .expr(Expr::val(1))
-                .from(sla_event::Entity)
-                .and_where(
-                    Expr::col((sla_event::Entity, sla_event::Column::ConversationId))
-                        .equals((conversation::Entity, conversation::Column::Id)),
-                )
-                .and_where(sla_event::Column::Kind.eq(kind))
-                .and_where(sla_event::Column::Level.eq(level))
-                .to_owned(),
-        )
-        .not(),
-    )
-}
-
-fn policy_filter(policy: Option<&sla_policy::Model>) -> Condition {
-    match policy {
-        Some(p) => Condition::all().add(conversation::Column::SlaPolicyId.eq(p.id)),
-        None => Condition::all().add(conversation::Column::SlaPolicyId.is_null()),
-    }
-}
-
-/// The column a clock's candidates are read in order of (its partial index
-/// of running clocks, migration `m20261202_000001`).
-pub fn order_column(kind: SlaKind) -> conversation::Column {
+/// The cycle a clock's rows belong to: each reopen starts a new resolution
+/// clock (a new cycle); first response and the important-wait alert happen
+/// once per conversation (their due times are not restarted on reopen).
+pub fn cycle_of(c: &conversation::Model, kind: SlaKind) -> i32 {
     match kind {
-        SlaKind::FirstResponse => conversation::Column::FirstResponseDueAt,
-        SlaKind::Resolution => conversation::Column::ResolutionDueAt,
-        SlaKind::ImportantWait => conversation::Column::CreatedAt,
+        SlaKind::Resolution => c.reopen_count,
+        SlaKind::FirstResponse | SlaKind::ImportantWait => 0,
     }
 }
 
-/// The candidate query of one policy and clock, up to `horizon` (public for
-/// the benchmark's query plan).
-pub fn candidates(
-    policy: Option<&sla_policy::Model>,
-    kind: SlaKind,
-    horizon: DateTime<Utc>,
-) -> sea_orm::Select<conversation::Entity> {
-    let q = conversation::Entity::find()
-        .filter(policy_filter(policy))
-        .filter(conversation::Column::Status.is_in(ACTIVE))
-        .filter(conversation::Column::SlaPausedAt.is_null())
-        .filter(conversation::Column::ResolvedAt.is_null())
-        .filter(order_column(kind).lte(horizon));
-    match kind {
-        SlaKind::FirstResponse => q
-            .filter(conversation::Column::FirstResponseAt.is_null())
-            .filter(lacks(kind, SlaLevel::Breach)),
-        SlaKind::Resolution => q.filter(lacks(kind, SlaLevel::Breach)),
-        SlaKind::ImportantWait => q
-            .filter(conversation::Column::Priority.is_in([Priority::High, Priority::Urgent]))
-            .filter(conversation::Column::FirstResponseAt.is_null())
-            .filter(conversation::Column::FirstResponseDueAt.is_not_null())
-            .filter(lacks(kind, SlaLevel::Alert)),
-    }
-}
-
-/// One page of candidates after `(at, id)`, in index order.
-pub fn candidates_page(
-    policy: Option<&sla_policy::Model>,
-    kind: SlaKind,
-    horizon: DateTime<Utc>,
+/// One page of the conversations due for a check at `now`, after `(at, id)`,
+/// in index order (public for the benchmark's query plan).
+pub fn due_page(
+    now: DateTime<Utc>,
     after: Option<(DateTime<Utc>, i64)>,
 ) -> sea_orm::Select<conversation::Entity> {
-    let col = order_column(kind);
-    let mut q = candidates(policy, kind, horizon);
+    let col = conversation::Column::SlaNextAt;
+    let mut q = conversation::Entity::find().filter(col.lte(now));
     if let Some((at, id)) = after {
         q = q.filter(
             Condition::any().add(col.gt(at)).add(
@@ -156,23 +109,98 @@ pub fn candidates_page(
         .limit(BATCH)
 }
 
-fn order_key(c: &conversation::Model, kind: SlaKind) -> Option<DateTime<Utc>> {
-    match kind {
-        SlaKind::FirstResponse => c.first_response_due_at,
-        SlaKind::Resolution => c.resolution_due_at,
-        SlaKind::ImportantWait => Some(c.created_at),
+/// Whether an escalation under `eff` moves `c` (to another department or a
+/// senior); the others only count and notify, in one statement per page.
+fn moves(eff: &Effective, c: &conversation::Model) -> bool {
+    let esc = eff.escalation;
+    match (esc.kind, esc.to_department_id, esc.to_user_id) {
+        (entity::EscalationKind::Functional, Some(dep), _) => c.department_id != Some(dep),
+        (entity::EscalationKind::Hierarchical, _, Some(user)) => c.assignee_id != Some(user),
+        _ => false,
     }
 }
 
-/// Whether the conversation still runs this clock (re-checked in the
-/// transaction: an agent may have answered since the candidate was read).
-fn still_running(c: &conversation::Model, kind: SlaKind) -> bool {
-    ACTIVE.contains(&c.status)
-        && c.sla_paused_at.is_none()
-        && match kind {
-            SlaKind::FirstResponse | SlaKind::ImportantWait => c.first_response_at.is_none(),
-            SlaKind::Resolution => c.resolved_at.is_none(),
-        }
+fn reason(eff: &Effective, kind: SlaKind) -> String {
+    format!(
+        "SLA {} at {} % of the target",
+        kind_name(kind).replace('_', " "),
+        eff.warn_percent
+    )
+}
+
+/// Escalations that move nothing, for a whole page: the escalation level
+/// counts up, an audit row each, an update event each.
+async fn escalate_in_place(
+    txn: &DatabaseTransaction,
+    escalated: &[(conversation::Model, String)],
+    now: DateTime<Utc>,
+    after: &mut After,
+) -> Result<()> {
+    if escalated.is_empty() {
+        return Ok(());
+    }
+    // A conversation may escalate twice in a page (both clocks at 80 %).
+    let mut times: HashMap<i64, i32> = HashMap::new();
+    for (c, _) in escalated {
+        *times.entry(c.id).or_default() += 1;
+    }
+    let mut by_times: HashMap<i32, Vec<i64>> = HashMap::new();
+    for (id, n) in &times {
+        by_times.entry(*n).or_default().push(*id);
+    }
+    for (n, ids) in by_times {
+        conversation::Entity::update_many()
+            .col_expr(
+                conversation::Column::EscalationLevel,
+                Expr::col(conversation::Column::EscalationLevel).add(n),
+            )
+            .col_expr(conversation::Column::UpdatedAt, Expr::value(now))
+            .filter(conversation::Column::Id.is_in(ids))
+            .exec(txn)
+            .await?;
+    }
+    let system = Actor::system();
+    let rows: Vec<audit_log::ActiveModel> = escalated
+        .iter()
+        .map(|(c, reason)| {
+            let state = assignment_state(c);
+            let mut after_state = state.clone();
+            if let Some(map) = after_state.as_object_mut() {
+                map.insert("reason".into(), reason.clone().into());
+            }
+            audit_log::ActiveModel {
+                actor_kind: Set(system.kind),
+                actor_id: Set(system.id),
+                action: Set("sla.escalate".into()),
+                entity_type: Set("conversation".into()),
+                entity_id: Set(Some(c.id.to_string())),
+                before: Set(Some(state)),
+                after: Set(Some(after_state)),
+                created_at: Set(now),
+                ..Default::default()
+            }
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        audit_log::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(txn)
+            .await?;
+    }
+    for (c, _) in escalated {
+        after.events.push(EventPayload::ConversationUpdated {
+            scope: Scope::from(c),
+            status: c.status,
+            priority: c.priority,
+            change: "escalated".into(),
+        });
+    }
+    Ok(())
+}
+
+/// A level one transaction records.
+struct Claim {
+    clock: Running,
+    level: SlaLevel,
 }
 
 /// Work to publish once a transaction commits.
@@ -184,227 +212,152 @@ struct After {
 }
 
 impl Domain {
-    /// One pass over every running SLA clock.
+    /// One pass over the conversations whose next SLA check is due.
     #[tracing::instrument(skip(self))]
     pub async fn run_sla_sweep(&self) -> Result<SweepReport> {
         let now = self.clock.now();
         let rules = Rules::load(&self.db).await?;
         let mut report = SweepReport::default();
-        let groups: Vec<Option<&sla_policy::Model>> =
-            rules.policies.iter().map(Some).chain([None]).collect();
-        for policy in groups {
-            let calendar = rules.calendar_of(policy);
-            let (first_lead, resolution_lead) = rules.max_leads(policy);
-            for (kind, lead) in [
-                (SlaKind::FirstResponse, first_lead),
-                (SlaKind::Resolution, resolution_lead),
-            ] {
-                let horizon = calendar.add(now, lead);
-                self.sweep_clock(&rules, policy, kind, horizon, now, &mut report)
-                    .await?;
-            }
-            let waited = now - super::IMPORTANT_WAIT;
-            self.sweep_clock(
-                &rules,
-                policy,
-                SlaKind::ImportantWait,
-                waited,
-                now,
-                &mut report,
-            )
-            .await?;
-        }
-        Ok(report)
-    }
-
-    async fn sweep_clock(
-        &self,
-        rules: &Rules,
-        policy: Option<&sla_policy::Model>,
-        kind: SlaKind,
-        horizon: DateTime<Utc>,
-        now: DateTime<Utc>,
-        report: &mut SweepReport,
-    ) -> Result<()> {
         let mut after = None;
         loop {
-            let page = candidates_page(policy, kind, horizon, after)
+            let page: Vec<(i64, Option<DateTime<Utc>>)> = due_page(now, after)
+                .select_only()
+                .column(conversation::Column::Id)
+                .column(conversation::Column::SlaNextAt)
+                .into_tuple()
                 .all(&self.db)
                 .await?;
-            let Some(last) = page.last() else {
-                return Ok(());
+            let Some(&(last, Some(at))) = page.last() else {
+                return Ok(report);
             };
-            after = order_key(last, kind).map(|at| (at, last.id));
-            let full = page.len() as u64 == BATCH;
-            report.examined += page.len();
-            // Levels already recorded are skipped without a transaction (the
-            // unique index still decides when two instances race).
-            let recorded: HashSet<(i64, SlaLevel)> = sla_event::Entity::find()
-                .select_only()
-                .column(sla_event::Column::ConversationId)
-                .column(sla_event::Column::Level)
-                .filter(sla_event::Column::ConversationId.is_in(page.iter().map(|c| c.id)))
-                .filter(sla_event::Column::Kind.eq(kind))
-                .into_tuple::<(i64, SlaLevel)>()
-                .all(&self.db)
-                .await?
-                .into_iter()
-                .collect();
-            for c in page {
-                let eff = rules.of(&c);
-                self.judge(&c, &eff, kind, now, &recorded, report).await?;
-            }
-            if !full || after.is_none() {
-                return Ok(());
+            after = Some((at, last));
+            let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
+            self.sweep_page(&rules, &ids, now, &mut report).await?;
+            if (page.len() as u64) < BATCH {
+                return Ok(report);
             }
         }
     }
 
-    /// Decides which levels a candidate has reached and records each once.
-    async fn judge(
+    /// Decides one page of conversations in one transaction.
+    async fn sweep_page(
         &self,
-        c: &conversation::Model,
-        eff: &Effective,
-        kind: SlaKind,
+        rules: &Rules,
+        ids: &[i64],
         now: DateTime<Utc>,
-        recorded: &HashSet<(i64, SlaLevel)>,
         report: &mut SweepReport,
     ) -> Result<()> {
-        let new = |level: SlaLevel| !recorded.contains(&(c.id, level));
-        let (due, target) = match kind {
-            SlaKind::FirstResponse => (c.first_response_due_at, eff.first_response),
-            SlaKind::Resolution => (c.resolution_due_at, eff.resolution),
-            SlaKind::ImportantWait => (Some(c.created_at), Duration::zero()),
-        };
-        let Some(due) = due else {
-            return Ok(());
-        };
-        let mut levels = vec![];
-        if kind == SlaKind::ImportantWait {
-            if now - c.created_at >= super::IMPORTANT_WAIT {
-                levels.push(SlaLevel::Alert);
-            }
-        } else {
-            if eff.calendar.between(now, due) <= eff.warning_lead(target) {
-                levels.extend([SlaLevel::Warning, SlaLevel::Escalation]);
-            }
-            if now >= due {
-                levels.push(SlaLevel::Breach);
-            }
-        }
-        levels.retain(|l| new(*l));
-        if levels.is_empty() {
-            return Ok(());
-        }
-        for level in self.fire(c, eff, kind, &levels, due, now).await? {
-            match level {
-                SlaLevel::Warning => report.warnings += 1,
-                SlaLevel::Escalation => {
-                    report.escalations += 1;
-                    if eff.escalation.kind == entity::EscalationKind::Functional
-                        && eff.escalation.to_department_id.is_some()
-                        && eff.escalation.to_department_id != c.department_id
-                    {
-                        report.notices += 1;
-                    }
-                }
-                SlaLevel::Breach => {
-                    report.breaches += 1;
-                    if eff.notify_customer_on_breach {
-                        report.notices += 1;
-                    }
-                }
-                SlaLevel::Alert => report.alerts += 1,
-            }
-        }
-        Ok(())
-    }
-
-    /// Records the given levels of one clock, each at most once, in one
-    /// transaction; returns those this call recorded. Levels are always
-    /// claimed in the same order (warning, escalation, breach), so two
-    /// instances wait for each other instead of deadlocking.
-    async fn fire(
-        &self,
-        c: &conversation::Model,
-        eff: &Effective,
-        kind: SlaKind,
-        levels: &[SlaLevel],
-        target_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<SlaLevel>> {
-        // The inserts come first: each claims its level (the unique index
-        // makes a second instance wait, then do nothing) and they make this a
-        // write transaction from its first statement (SQLite then waits for
-        // the lock instead of failing to upgrade a read).
         let txn = self.db.begin().await?;
-        let mut won = vec![];
-        for &level in levels {
-            let late = (level == SlaLevel::Breach)
-                .then(|| std::cmp::max((now - target_at).num_seconds(), 0));
-            let row = sla_event::ActiveModel {
-                conversation_id: Set(c.id),
-                kind: Set(kind),
-                level: Set(level),
-                target_at: Set(target_at),
-                occurred_at: Set(now),
-                late_secs: Set(late),
-                details: Set(Some(json!({
-                    "policyId": eff.policy_id,
-                    "policy": eff.name,
-                    "warnPercent": eff.warn_percent,
-                }))),
-                ..Default::default()
-            };
-            let inserted = sla_event::Entity::insert(row)
-                .on_conflict(
-                    OnConflict::columns([
-                        sla_event::Column::ConversationId,
-                        sla_event::Column::Kind,
-                        sla_event::Column::Level,
-                    ])
-                    .do_nothing()
-                    .to_owned(),
+        let by_id = || conversation::Column::Id.is_in(ids.iter().copied());
+        if txn.get_database_backend() == DbBackend::Sqlite {
+            // Write first: SQLite then waits for the lock instead of failing
+            // to upgrade a read.
+            conversation::Entity::update_many()
+                .col_expr(
+                    conversation::Column::SlaNextAt,
+                    Expr::col(conversation::Column::SlaNextAt),
                 )
-                .exec_without_returning(&txn)
+                .filter(by_id())
+                .exec(&txn)
                 .await?;
-            if inserted == 1 {
-                won.push(level);
-            }
         }
-        if won.is_empty() {
-            // Another instance got there first.
+        // Locked in id order (FOR UPDATE on PostgreSQL) and re-read: another
+        // instance on the same page waits here, then sees the checks moved.
+        let rows = conversation::Entity::find()
+            .filter(by_id())
+            .filter(conversation::Column::SlaNextAt.lte(now))
+            .order_by_asc(conversation::Column::Id)
+            .lock_exclusive()
+            .all(&txn)
+            .await?;
+        report.examined += rows.len();
+        if rows.is_empty() {
             txn.rollback().await?;
-            return Ok(won);
+            return Ok(());
         }
-        let current = conversation::Entity::find_by_id(c.id).one(&txn).await?;
-        let Some(mut current) = current.filter(|cur| still_running(cur, kind)) else {
-            // Answered, resolved or paused since it was read.
-            txn.rollback().await?;
-            return Ok(vec![]);
-        };
-        let mut after = After::default();
-        let mut alerts = vec![];
-        for &level in &won {
-            match level {
-                SlaLevel::Escalation => {
-                    current = self
-                        .escalate(&txn, &current, eff, kind, now, &mut after)
-                        .await?;
-                }
-                SlaLevel::Breach if eff.notify_customer_on_breach => {
-                    let text = super::breach_text(current.language.as_deref());
-                    self.queue_notice(&txn, &current, text, now, &mut after)
-                        .await?;
-                }
-                _ => {}
-            }
-            alerts.push(EventPayload::SlaAlert {
-                scope: Scope::from(&current),
-                kind: kind_name(kind).into(),
-                level: level_name(level).into(),
+        let locked: Vec<i64> = rows.iter().map(|c| c.id).collect();
+        let recorded: HashSet<(i64, SlaKind, SlaLevel, i32)> = sla_event::Entity::find()
+            .select_only()
+            .column(sla_event::Column::ConversationId)
+            .column(sla_event::Column::Kind)
+            .column(sla_event::Column::Level)
+            .column(sla_event::Column::Cycle)
+            .filter(sla_event::Column::ConversationId.is_in(locked.iter().copied()))
+            .into_tuple()
+            .all(&txn)
+            .await?
+            .into_iter()
+            .collect();
+        let mut next = CaseStatement::new();
+        let mut plans = vec![];
+        for c in rows {
+            let eff = rules.of(&c);
+            let plan = schedule::plan(&c, &eff, now, |kind, level| {
+                recorded.contains(&(c.id, kind, level, cycle_of(&c, kind)))
             });
+            next = next.case(conversation::Column::Id.eq(c.id), Expr::val(plan.next_at));
+            let claims: Vec<Claim> = plan
+                .fire
+                .into_iter()
+                .map(|(clock, level)| Claim { clock, level })
+                .collect();
+            if !claims.is_empty() {
+                plans.push((c, eff, claims));
+            }
         }
+        let won = Self::record_levels(&txn, &plans, now).await?;
+        let mut after = After::default();
+        let mut in_place = vec![];
+        let mut alerts = vec![];
+        for (c, eff, claims) in plans {
+            let mut current = c;
+            for claim in claims {
+                let (kind, level) = (claim.clock.kind, claim.level);
+                if !won.contains(&(current.id, kind, level)) {
+                    continue;
+                }
+                match level {
+                    SlaLevel::Warning => report.warnings += 1,
+                    SlaLevel::Escalation => {
+                        report.escalations += 1;
+                        if eff.escalation.kind == entity::EscalationKind::Functional
+                            && eff.escalation.to_department_id.is_some()
+                            && eff.escalation.to_department_id != current.department_id
+                        {
+                            report.notices += 1;
+                        }
+                        if moves(&eff, &current) {
+                            current = self
+                                .escalate(&txn, &current, &eff, kind, now, &mut after)
+                                .await?;
+                        } else {
+                            in_place.push((current.clone(), reason(&eff, kind)));
+                        }
+                    }
+                    SlaLevel::Breach => {
+                        report.breaches += 1;
+                        if eff.notify_customer_on_breach {
+                            report.notices += 1;
+                            let text = super::breach_text(current.language.as_deref());
+                            self.queue_notice(&txn, &current, text, now, &mut after)
+                                .await?;
+                        }
+                    }
+                    SlaLevel::Alert => report.alerts += 1,
+                }
+                alerts.push(EventPayload::SlaAlert {
+                    scope: Scope::from(&current),
+                    kind: kind_name(kind).into(),
+                    level: level_name(level).into(),
+                });
+            }
+        }
+        escalate_in_place(&txn, &in_place, now, &mut after).await?;
+        conversation::Entity::update_many()
+            .col_expr(conversation::Column::SlaNextAt, next.into())
+            .filter(conversation::Column::Id.is_in(locked))
+            .exec(&txn)
+            .await?;
         self.enqueue_webhooks_in(&txn, &[&alerts[..], &after.events].concat())
             .await?;
         txn.commit().await?;
@@ -412,10 +365,65 @@ impl Domain {
             self.emit(alert);
         }
         self.publish_after(after).await;
+        Ok(())
+    }
+
+    /// Inserts the page's event rows (`ON CONFLICT DO NOTHING` on the unique
+    /// index); returns the (conversation, kind, level) this call recorded.
+    async fn record_levels(
+        txn: &DatabaseTransaction,
+        plans: &[(conversation::Model, Effective, Vec<Claim>)],
+        now: DateTime<Utc>,
+    ) -> Result<HashSet<(i64, SlaKind, SlaLevel)>> {
+        let rows: Vec<sla_event::ActiveModel> = plans
+            .iter()
+            .flat_map(|(c, eff, claims)| {
+                claims.iter().map(move |claim| {
+                    let (kind, level, due) = (claim.clock.kind, claim.level, claim.clock.due);
+                    let late = (level == SlaLevel::Breach)
+                        .then(|| std::cmp::max((now - due).num_seconds(), 0));
+                    sla_event::ActiveModel {
+                        conversation_id: Set(c.id),
+                        kind: Set(kind),
+                        level: Set(level),
+                        target_at: Set(due),
+                        occurred_at: Set(now),
+                        late_secs: Set(late),
+                        cycle: Set(cycle_of(c, kind)),
+                        details: Set(Some(json!({
+                            "policyId": eff.policy_id,
+                            "policy": eff.name,
+                            "warnPercent": eff.warn_percent,
+                        }))),
+                        ..Default::default()
+                    }
+                })
+            })
+            .collect();
+        let mut won = HashSet::new();
+        // 9 parameters a row: well under SQLite's limit per statement.
+        for chunk in rows.chunks(500) {
+            let inserted = sla_event::Entity::insert_many(chunk.to_vec())
+                .on_conflict_do_nothing_on([
+                    sla_event::Column::ConversationId,
+                    sla_event::Column::Kind,
+                    sla_event::Column::Level,
+                    sla_event::Column::Cycle,
+                ])
+                .exec_with_returning_many(txn)
+                .await?;
+            if let TryInsertResult::Inserted(models) = inserted {
+                won.extend(
+                    models
+                        .into_iter()
+                        .map(|e| (e.conversation_id, e.kind, e.level)),
+                );
+            }
+        }
         Ok(won)
     }
 
-    /// Escalation at the warning threshold, inside `fire`'s transaction.
+    /// Escalation at the warning threshold, inside the page's transaction.
     async fn escalate(
         &self,
         txn: &DatabaseTransaction,
@@ -426,11 +434,7 @@ impl Domain {
         after: &mut After,
     ) -> Result<conversation::Model> {
         let esc = eff.escalation;
-        let reason = format!(
-            "SLA {} at {} % of the target",
-            kind_name(kind).replace('_', " "),
-            eff.warn_percent
-        );
+        let reason = reason(eff, kind);
         let mut update = conversation::Entity::update_many()
             .col_expr(
                 conversation::Column::EscalationLevel,
