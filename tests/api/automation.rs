@@ -1142,28 +1142,3 @@ async fn a_conversation_only_the_bot_answered_is_resolved_once_the_customer_goes
     d.says(&answered, "orari?").await;
     assert_ne!(d.conversation(&answered).await.id, bot_only.id);
 }
-
-#[tokio::test]
-async fn auto_close_can_be_switched_off() {
-    let d = desk_with(|c| c.auto_close_minutes = 0).await;
-    d.rule_id(
-        json!({"name": "Hours", "triggerMode": "KEYWORD", "keywords": ["orari"],
-        "variants": ["Aperti 9-18."]}),
-    )
-    .await;
-    let who = new_customer();
-    d.says(&who, "orari?").await;
-    d.app.clock.advance(Duration::days(3));
-    assert!(
-        d.app
-            .domain
-            .auto_close_bot_answered()
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        d.conversation(&who).await.status,
-        entity::ConversationStatus::Open
-    );
-}
