@@ -172,6 +172,7 @@ impl Domain {
         Ok(reports)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn store_message(
         &self,
         txn: &DatabaseTransaction,

@@ -252,6 +252,7 @@ impl Domain {
 
     /// Starts the first active flow whose trigger keyword is in the message
     /// (once per conversation); asks its first question.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn start_lead_flow(
         &self,
         txn: &DatabaseTransaction,
@@ -276,7 +277,7 @@ impl Domain {
             .count(txn)
             .await?
             > 0;
-        let questions = questions_of(&flow);
+        let questions = questions_of(flow);
         let Some(first) = questions.first() else {
             return Ok(false);
         };
@@ -326,6 +327,7 @@ impl Domain {
 
     /// Takes the customer's message as the answer to the running flow's
     /// current question, if a flow is running. A deactivated flow stops asking.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn advance_lead_flow(
         &self,
         txn: &DatabaseTransaction,
@@ -407,7 +409,7 @@ impl Domain {
         }
         row.status = Set(FlowRunStatus::Completed);
         row.update(txn).await?;
-        self.hand_lead_to_agent(txn, &flow, &questions, &answers, conversation, now, done)
+        self.hand_lead_to_agent(txn, flow, &questions, &answers, conversation, now, done)
             .await?;
         Ok(true)
     }

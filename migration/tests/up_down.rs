@@ -563,6 +563,7 @@ async fn check_entities_round_trip(db: &DatabaseConnection) {
             step: 1,
             answers: json!({"budget": "1000"}),
             status: FlowRunStatus::Active,
+            question_held: false,
             created_at: ts(0),
             updated_at: ts(0),
         }

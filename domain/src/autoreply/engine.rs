@@ -142,6 +142,7 @@ impl Domain {
 
     /// Automation for one stored inbound message. Never fails the ingest:
     /// its work sits in a savepoint that is rolled back on error.
+    #[allow(clippy::too_many_arguments)]
     pub async fn automate_inbound(
         &self,
         txn: &DatabaseTransaction,
@@ -186,6 +187,7 @@ impl Domain {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn automate(
         &self,
         txn: &DatabaseTransaction,
