@@ -14,7 +14,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{ConversationStatus, TriggerMode, automation_hit, conversation};
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
@@ -41,10 +41,9 @@ impl Default for AutomationConfig {
     }
 }
 
-/// The conditions, as a filter on `conversations`: checked by the sweep's
-/// SELECT and again by each UPDATE.
-fn bot_answered_and_quiet(quiet_since: DateTime<Utc>) -> Condition {
-    let faq_answered_last = Query::select()
+/// The automation hits of one kind on the conversation of the outer query.
+fn hits_of_this_conversation(kind: &str) -> SelectStatement {
+    Query::select()
         .expr(Expr::val(1))
         .from(automation_hit::Entity)
         .and_where(
@@ -54,7 +53,14 @@ fn bot_answered_and_quiet(quiet_since: DateTime<Utc>) -> Condition {
             ))
             .equals((conversation::Entity, conversation::Column::Id)),
         )
-        .and_where(Expr::col((automation_hit::Entity, automation_hit::Column::Kind)).eq(HIT_REPLY))
+        .and_where(Expr::col((automation_hit::Entity, automation_hit::Column::Kind)).eq(kind))
+        .to_owned()
+}
+
+/// The conditions, as a filter on `conversations`: checked by the sweep's
+/// SELECT and again by each UPDATE.
+fn bot_answered_and_quiet(quiet_since: DateTime<Utc>) -> Condition {
+    let faq_answered_last = hits_of_this_conversation(HIT_REPLY)
         .and_where(
             Expr::col((automation_hit::Entity, automation_hit::Column::TriggerMode))
                 .eq(TriggerMode::Keyword),
@@ -65,20 +71,7 @@ fn bot_answered_and_quiet(quiet_since: DateTime<Utc>) -> Condition {
             )),
         )
         .to_owned();
-    let handed_over = Query::select()
-        .expr(Expr::val(1))
-        .from(automation_hit::Entity)
-        .and_where(
-            Expr::col((
-                automation_hit::Entity,
-                automation_hit::Column::ConversationId,
-            ))
-            .equals((conversation::Entity, conversation::Column::Id)),
-        )
-        .and_where(
-            Expr::col((automation_hit::Entity, automation_hit::Column::Kind)).eq(HIT_HANDOVER),
-        )
-        .to_owned();
+    let handed_over = hits_of_this_conversation(HIT_HANDOVER);
     Condition::all()
         .add(conversation::Column::Status.eq(ConversationStatus::Open))
         .add(conversation::Column::AssigneeId.is_null())
