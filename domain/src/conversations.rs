@@ -3,10 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use entity::{ConversationStatus, Priority, contact, conversation, conversation_tag, message};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query, SimpleExpr};
+use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Func, LikeExpr, Query, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, Order, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 
 use crate::audit::{self, Change};
@@ -271,6 +271,37 @@ impl Domain {
             time_id_cursor(m.created_at, m.id)
         }))
     }
+}
+
+/// The newest `n` messages of each conversation, newest first, in one query
+/// (a window over the conversations' index range): the preview of a queue
+/// page. Without a permission check: for loaders of checked parents.
+pub async fn recent_messages(
+    db: &impl ConnectionTrait,
+    conversation_ids: &[i64],
+    n: u64,
+) -> Result<Vec<message::Model>, DbErr> {
+    let rank = Alias::new("recent_rank");
+    let ranked = Query::select()
+        .column(Asterisk)
+        .expr_as(
+            Expr::cust(
+                "ROW_NUMBER() OVER (PARTITION BY conversation_id ORDER BY created_at DESC, id DESC)",
+            ),
+            rank.clone(),
+        )
+        .from(message::Entity)
+        .and_where(message::Column::ConversationId.is_in(conversation_ids.to_vec()))
+        .to_owned();
+    let newest = Query::select()
+        .column(Asterisk)
+        .from_subquery(ranked, Alias::new("ranked"))
+        .and_where(Expr::col(rank.clone()).lte(n))
+        .order_by(message::Column::ConversationId, Order::Asc)
+        .order_by(rank, Order::Asc)
+        .to_owned();
+    let stmt = db.get_database_backend().build(&newest);
+    message::Entity::find().from_raw_sql(stmt).all(db).await
 }
 
 #[cfg(test)]

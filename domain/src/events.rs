@@ -91,6 +91,9 @@ pub enum EventPayload {
         scope: Scope,
         kind: String,
         level: String,
+        /// The clock's cycle: 0, then one more per reopen (resolution).
+        #[serde(default)]
+        cycle: i32,
     },
     AgentPresenceChanged {
         user_id: i64,

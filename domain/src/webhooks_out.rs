@@ -1013,7 +1013,9 @@ async fn event_data(
             .one(db)
             .await?
             .map(|m| message_data(&m)),
-        EventPayload::SlaAlert { kind, level, .. } => {
+        EventPayload::SlaAlert {
+            kind, level, cycle, ..
+        } => {
             let c = conversation::Entity::find_by_id(conversation_id)
                 .one(db)
                 .await?;
@@ -1023,6 +1025,7 @@ async fn event_data(
                 .unwrap_or_else(|| json!({"conversationId": conversation_id.to_string()}));
             d["slaKind"] = json!(kind);
             d["slaLevel"] = json!(level);
+            d["slaCycle"] = json!(cycle);
             Some(d)
         }
         EventPayload::ConversationUpdated { change, .. } if change == "survey" => {
@@ -1188,6 +1191,7 @@ mod tests {
             scope,
             kind: "first_response".into(),
             level: level.into(),
+            cycle: 0,
         };
         assert_eq!(kind(&sla("breach")), Some(("sla.breached", 7)));
         assert_eq!(kind(&sla("warning")), None);

@@ -220,3 +220,87 @@ async fn channel_secrets_are_never_readable() {
         .await;
     assert!(!audit.body.to_string().contains("s3cret"));
 }
+
+/// Seeds `n` inbound messages one minute apart, the last one newest.
+async fn seed_messages(app: &crate::helpers::TestApp, channel: i64, conversation: i64, n: i64) {
+    use chrono::Duration;
+    use entity::{DeliveryStatus, Direction, MessageType, SenderKind, message};
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let start = app.now() - Duration::minutes(n);
+    let rows = (0..n).map(|i| message::ActiveModel {
+        conversation_id: Set(conversation),
+        channel_id: Set(channel),
+        direction: Set(Direction::Inbound),
+        sender_kind: Set(SenderKind::Customer),
+        message_type: Set(MessageType::Text),
+        body: Set(Some(format!("m{i}"))),
+        status: Set(DeliveryStatus::Received),
+        created_at: Set(start + Duration::minutes(i)),
+        ..Default::default()
+    });
+    if n > 0 {
+        message::Entity::insert_many(rows)
+            .exec(&app.domain.db)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_queue_page_shows_each_conversations_newest_messages() {
+    let app = spawn_app().await;
+    let channel = app.seed_channel().await;
+    let mut expected = vec![];
+    for n in [7, 2, 0] {
+        let c = app.seed_conversation(channel, None).await;
+        seed_messages(&app, channel, c, n).await;
+        let newest: Vec<String> = (0..n).rev().take(5).map(|i| format!("m{i}")).collect();
+        expected.push((c.to_string(), newest));
+    }
+    let r = app
+        .gql(
+            &app.admin_token,
+            "{ conversations(first: 10){ edges { node { id recentMessages { body } } } } }",
+            json!({}),
+        )
+        .await;
+    let mut seen: Vec<(String, Vec<String>)> = r.data()["conversations"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let texts = e["node"]["recentMessages"].as_array().unwrap();
+            let texts = texts
+                .iter()
+                .map(|m| m["body"].as_str().unwrap().to_string());
+            (
+                e["node"]["id"].as_str().unwrap().to_string(),
+                texts.collect(),
+            )
+        })
+        .collect();
+    seen.sort();
+    expected.sort();
+    assert_eq!(seen, expected);
+
+    let two = app
+        .gql(
+            &app.admin_token,
+            "query($id:ID!){ conversation(id:$id){ recentMessages(last: 2){ body } } }",
+            json!({"id": expected.iter().find(|(_, m)| m.len() == 5).unwrap().0}),
+        )
+        .await;
+    assert_eq!(
+        two.data()["conversation"]["recentMessages"],
+        json!([{"body": "m6"}, {"body": "m5"}])
+    );
+    let zero = app
+        .gql(
+            &app.admin_token,
+            "query($id:ID!){ conversation(id:$id){ recentMessages(last: 0){ body } } }",
+            json!({"id": expected[0].0}),
+        )
+        .await;
+    zero.assert_code("BAD_USER_INPUT");
+    assert_eq!(zero.body["errors"][0]["extensions"]["field"], "last");
+}

@@ -287,7 +287,7 @@ async fn at_80_percent_a_warning_and_a_hierarchical_escalation_happen_exactly_on
         &mut ws,
         TRANSPORT,
         "1",
-        "subscription { slaAlert { conversationId kind level } }",
+        "subscription { slaAlert { conversationId kind level cycle } }",
         json!({}),
     )
     .await;
@@ -331,6 +331,7 @@ async fn at_80_percent_a_warning_and_a_hierarchical_escalation_happen_exactly_on
         let data = next_data(&mut ws).await;
         assert_eq!(data["slaAlert"]["conversationId"], c.to_string());
         assert_eq!(data["slaAlert"]["kind"], "first_response");
+        assert_eq!(data["slaAlert"]["cycle"], 0);
         levels.push(data["slaAlert"]["level"].as_str().unwrap().to_string());
     }
     levels.sort();
@@ -1216,6 +1217,35 @@ async fn a_reopened_conversation_can_breach_again_once_per_cycle() {
     }
     assert_eq!(app.conversation_row(c).await.escalation_level, 2);
     assert_eq!(escalations_audited(&app, c).await, 2);
+    // The API lists every cycle's rows; the running third clock is not breached.
+    let sla = app
+        .gql(
+            &admin(&app).await,
+            "query($id:ID!){ conversation(id:$id){ sla { breached warning events { kind level cycle } } } }",
+            json!({"id": c.to_string()}),
+        )
+        .await
+        .data()["conversation"]["sla"]
+        .clone();
+    assert_eq!(
+        (&sla["breached"], &sla["warning"]),
+        (&json!(false), &json!(false))
+    );
+    let mut listed: Vec<(i32, String)> = sla["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "RESOLUTION")
+        .map(|e| {
+            let level = e["level"].as_str().unwrap();
+            (
+                e["cycle"].as_i64().unwrap() as i32,
+                level[..1].to_string() + &level[1..].to_lowercase(),
+            )
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(listed, each_cycle_once(2));
     // The first-response clock was met once and is not swept again.
     assert!(
         !events_of(&app, c)

@@ -712,6 +712,7 @@ async fn sla_alerts_reach_the_assignee_and_managers() {
             scope: scope(id, assignee),
             kind: "first_response".into(),
             level: "warning".into(),
+            cycle: 0,
         });
     }
     let seen = next_data(&mut agent).await;
@@ -844,6 +845,7 @@ async fn every_conversation_stream_shows_an_agent_only_its_conversations() {
             scope,
             kind: "resolution".into(),
             level: "breach".into(),
+            cycle: 0,
         });
     }
     let key = |field: &str, data: &Value| -> i64 {

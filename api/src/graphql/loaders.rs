@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use entity::{channel, contact, conversation_tag, department, tag, user};
+use entity::{channel, contact, conversation_tag, department, message, tag, user};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 
 pub type LoadError = Arc<DbErr>;
@@ -65,6 +65,33 @@ impl Loader<i64> for ConversationTags {
     }
 }
 
+/// The newest messages of each conversation, keyed by (conversation, how many).
+pub struct RecentMessages {
+    db: DatabaseConnection,
+}
+
+impl Loader<(i64, u64)> for RecentMessages {
+    type Value = Vec<message::Model>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[(i64, u64)],
+    ) -> Result<HashMap<(i64, u64), Self::Value>, Self::Error> {
+        let mut by_count: HashMap<u64, Vec<i64>> = HashMap::new();
+        for &(id, n) in keys {
+            by_count.entry(n).or_default().push(id);
+        }
+        let mut out: HashMap<(i64, u64), Self::Value> = HashMap::new();
+        for (n, ids) in by_count {
+            for m in domain::conversations::recent_messages(&self.db, &ids, n).await? {
+                out.entry((m.conversation_id, n)).or_default().push(m);
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Every loader, built once per schema and shared (they batch, they do not cache).
 pub struct Loaders {
     pub contacts: DataLoader<ById<contact::Entity>>,
@@ -72,13 +99,17 @@ pub struct Loaders {
     pub departments: DataLoader<ById<department::Entity>>,
     pub channels: DataLoader<ById<channel::Entity>>,
     pub conversation_tags: DataLoader<ConversationTags>,
+    pub recent_messages: DataLoader<RecentMessages>,
 }
 
 /// How long a loader waits to gather keys before querying: long enough that a
 /// page of 100 rows resolving on a busy machine still makes one batch.
 const BATCH_DELAY: Duration = Duration::from_millis(3);
 
-fn loader<T: Loader<i64>>(inner: T) -> DataLoader<T> {
+fn loader<K, T: Loader<K>>(inner: T) -> DataLoader<T>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+{
     DataLoader::new(inner, tokio::spawn).delay(BATCH_DELAY)
 }
 
@@ -96,6 +127,7 @@ impl Loaders {
             departments: loader(by_id(db)),
             channels: loader(by_id(db)),
             conversation_tags: loader(ConversationTags { db: db.clone() }),
+            recent_messages: loader(RecentMessages { db: db.clone() }),
         }
     }
 }

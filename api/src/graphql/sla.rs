@@ -361,6 +361,10 @@ impl SlaEventRecord {
     async fn late_seconds(&self) -> Option<i64> {
         self.0.late_secs
     }
+    /// 0 for the first clock; each reopen starts a new resolution cycle.
+    async fn cycle(&self) -> i32 {
+        self.0.cycle
+    }
 }
 
 /// The SLA clocks of a conversation.

@@ -266,6 +266,8 @@ pub struct SlaAlertEvent {
     kind: String,
     /// How far: e.g. warning (80 %), breach, escalation.
     level: String,
+    /// 0 for the first clock; each reopen starts a new resolution cycle.
+    cycle: i32,
     at: DateTime<Utc>,
     #[graphql(skip)]
     live: Arc<LiveEvent>,
@@ -525,7 +527,13 @@ impl SubscriptionRoot {
         let actor = conversation_stream_actor(ctx)?;
         let only = optional_id(department_id, "departmentId")?;
         Ok(live(ctx, move |live| {
-            let EventPayload::SlaAlert { scope, kind, level } = live.payload() else {
+            let EventPayload::SlaAlert {
+                scope,
+                kind,
+                level,
+                cycle,
+            } = live.payload()
+            else {
                 return None;
             };
             if !visible(&actor, scope) || (only.is_some() && only != scope.department_id) {
@@ -537,6 +545,7 @@ impl SubscriptionRoot {
                 assignee_id: scope.assignee_id.map(id),
                 kind: kind.clone(),
                 level: level.clone(),
+                cycle: *cycle,
                 at: live.event.at,
                 live: live.clone(),
             };

@@ -341,6 +341,26 @@ impl Conversation {
             .gql()?;
         Ok(connection(page, Message))
     }
+    /// The newest `last` messages (default 5, at most 20), newest first: the
+    /// preview of a queue page, loaded for the whole page in one query.
+    async fn recent_messages(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 5)] last: i32,
+    ) -> Result<Vec<Message>> {
+        if !(1..=20).contains(&last) {
+            return Err(domain::DomainError::invalid(
+                "last",
+                "must be between 1 and 20",
+            ))
+            .gql();
+        }
+        let rows = loaders(ctx)
+            .recent_messages
+            .load_one((self.0.id, last as u64))
+            .await?;
+        Ok(rows.unwrap_or_default().into_iter().map(Message).collect())
+    }
     /// Internal notes, oldest first.
     async fn notes(&self, ctx: &Context<'_>) -> Result<Vec<Note>> {
         let notes = ctx.domain().notes(ctx.actor()?, self.0.id).await.gql()?;

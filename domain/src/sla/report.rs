@@ -499,7 +499,12 @@ pub fn state(
     };
     let (first_left, first_met) = clock(c.first_response_at, c.first_response_due_at);
     let (res_left, res_met) = clock(c.resolved_at, c.resolution_due_at);
-    let has = |level: SlaLevel| events.iter().any(|e| e.level == level);
+    // Rows of earlier cycles stay listed but say nothing of the running clocks.
+    let has = |level: SlaLevel| {
+        events
+            .iter()
+            .any(|e| e.level == level && e.cycle == super::worker::cycle_of(c, e.kind))
+    };
     let near = |left: Option<Duration>, target: Duration| {
         left.is_some_and(|l| l <= eff.warning_lead(target))
     };

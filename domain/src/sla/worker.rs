@@ -349,6 +349,7 @@ impl Domain {
                     scope: Scope::from(&current),
                     kind: kind_name(kind).into(),
                     level: level_name(level).into(),
+                    cycle: cycle_of(&current, kind),
                 });
             }
         }

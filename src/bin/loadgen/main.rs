@@ -4,12 +4,18 @@
 //! - `webhook`: signed WhatsApp deliveries, flat out or at a fixed rate;
 //! - `assign`: inbound message to assignment event, at a fixed rate;
 //! - `welcome`: inbound message from a new customer to its welcome in the outbox;
-//! - `subscribers`: sockets held, memory per socket, publish-to-receive latency.
+//! - `subscribers`: sockets held, memory per socket, publish-to-receive latency;
+//! - `reads`: GraphQL queue page and conversation reads (or a plain endpoint's);
+//! - `locks`: lock acquire latency with many staff racing for few conversations;
+//! - `redis-pubsub`: raw Redis publish-to-receive latency, the subscribers' baseline.
 //!
 //! See BENCHMARKS.md for the commands and the figures.
 
 mod assign;
 mod client;
+mod locks;
+mod reads;
+mod redis_pubsub;
 mod subscribers;
 mod webhook;
 mod welcome;
@@ -36,9 +42,9 @@ struct Cli {
 struct Setup {
     #[arg(long, default_value = "admin@example.com", global = true)]
     admin_email: String,
-    /// Not global: clap refuses a required global argument.
-    #[arg(long, env = "HELPDESK_ADMIN_PASSWORD")]
-    admin_password: String,
+    /// Needed by every scenario that talks to the server.
+    #[arg(long, env = "HELPDESK_ADMIN_PASSWORD", global = true)]
+    admin_password: Option<String>,
     /// App secret the deliveries are signed with (set on the channel).
     #[arg(long, default_value = "loadgen-app-secret", global = true)]
     secret: String,
@@ -100,12 +106,86 @@ enum Scenario {
         #[arg(long)]
         server_pid: Option<u32>,
     },
+    /// GraphQL reads flat out: the queue page or one conversation.
+    Reads {
+        #[arg(long, value_enum)]
+        read: reads::Read,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Conversations read in turn by `--read conversation`: FIRST-LAST.
+        #[arg(long, default_value = "1-1", value_parser = id_range)]
+        ids: (i64, i64),
+        /// Read the same rows from the plain endpoint at this URL instead.
+        #[arg(long)]
+        plain_url: Option<String>,
+    },
+    /// Staff racing for the locks of a few conversations.
+    Locks {
+        #[arg(long, default_value_t = 32)]
+        editors: u32,
+        #[arg(long, default_value_t = 4)]
+        conversations: u32,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Milliseconds a taken lock is held before its release.
+        #[arg(long, default_value_t = 2)]
+        hold_ms: u64,
+    },
+    /// Raw Redis PUBLISH / SUBSCRIBE latency (needs no server).
+    RedisPubsub {
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        #[arg(long, default_value_t = 1_000)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 100)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+}
+
+fn id_range(s: &str) -> Result<(i64, i64), String> {
+    let (a, b) = s.split_once('-').ok_or("expected FIRST-LAST")?;
+    let (a, b) = (
+        a.parse().map_err(|_| "FIRST: not a number")?,
+        b.parse().map_err(|_| "LAST: not a number")?,
+    );
+    if a > b {
+        return Err("FIRST must not exceed LAST".into());
+    }
+    Ok((a, b))
+}
+
+fn print(result: &serde_json::Value, as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        println!("{result}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(result)?);
+    }
+    Ok(())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    if let Scenario::RedisPubsub {
+        redis_url,
+        subscribers,
+        rate,
+        seconds,
+    } = cli.scenario
+    {
+        let params = redis_pubsub::Params {
+            redis_url,
+            subscribers,
+            rate,
+            seconds,
+        };
+        return print(&redis_pubsub::run(params).await?, cli.json);
+    }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()?;
@@ -115,6 +195,9 @@ async fn main() -> anyhow::Result<()> {
         secret,
         phone_number_id,
     } = cli.setup;
+    let admin_password = admin_password.ok_or_else(|| {
+        anyhow::anyhow!("--admin-password (or HELPDESK_ADMIN_PASSWORD) is required")
+    })?;
     let admin_token = client::login(&client, &cli.url, &admin_email, &admin_password).await?;
     client::ensure_channel(&client, &cli.url, &admin_token, &phone_number_id, &secret).await?;
 
@@ -185,11 +268,43 @@ async fn main() -> anyhow::Result<()> {
             };
             subscribers::run(client, params).await?
         }
+        Scenario::Reads {
+            read,
+            concurrency,
+            seconds,
+            ids: (first, last),
+            plain_url,
+        } => {
+            let params = reads::Params {
+                url: cli.url,
+                admin_token,
+                read,
+                concurrency,
+                seconds,
+                ids: (first..=last).collect(),
+                plain_url,
+            };
+            reads::run(client, params).await?
+        }
+        Scenario::Locks {
+            editors,
+            conversations,
+            seconds,
+            hold_ms,
+        } => {
+            let params = locks::Params {
+                url: cli.url,
+                admin_token,
+                secret,
+                phone_number_id,
+                editors,
+                conversations,
+                seconds,
+                hold: std::time::Duration::from_millis(hold_ms),
+            };
+            locks::run(client, params).await?
+        }
+        Scenario::RedisPubsub { .. } => unreachable!("run before the login"),
     };
-    if cli.json {
-        println!("{result}");
-    } else {
-        println!("{}", serde_json::to_string_pretty(&result)?);
-    }
-    Ok(())
+    print(&result, cli.json)
 }
