@@ -49,7 +49,11 @@ const CORE: [&str; 21] = [
 /// (table, counters after the key columns, key columns).
 const TABLES: [(&str, &[&str], &[&str]); 5] = [
     ("metrics_rollup", &CORE, &["hour", "dim", "dkey"]),
-    ("metrics_rollup_frt", &["frt_ms", "n"], &["hour", "dim", "dkey"]),
+    (
+        "metrics_rollup_frt",
+        &["frt_ms", "n"],
+        &["hour", "dim", "dkey"],
+    ),
     (
         "metrics_rollup_volume",
         &["msg_hour", "messages_in", "messages_out"],

@@ -49,14 +49,7 @@ fn battery(d: &Data) -> Vec<(Value, String)> {
         r
     };
     out.push((range(json!({})), format!("overview {{ {KPIS} }}")));
-    for dim in [
-        "AGENT",
-        "DEPARTMENT",
-        "CHANNEL",
-        "TAG",
-        "TOPIC",
-        "PRIORITY",
-    ] {
+    for dim in ["AGENT", "DEPARTMENT", "CHANNEL", "TAG", "TOPIC", "PRIORITY"] {
         out.push((
             range(json!({"dimension": dim})),
             format!("byDimension {{ {rows} }}"),
@@ -198,7 +191,10 @@ async fn rolled_up_answers_equal_the_live_definitions() {
 
     // From the earliest conversation (10-20) to the hour before now.
     assert!(refresh_all(&app).await > 48);
-    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM metrics_rollup_dirty").await, 0);
+    assert_eq!(
+        scalar(&app, "SELECT COUNT(*) FROM metrics_rollup_dirty").await,
+        0
+    );
     assert_eq!(rolled_hours(&app).await, 48);
     let rolled = answers(&app, &d).await;
     assert_same(&rolled, &live, &d);
@@ -277,7 +273,10 @@ async fn late_changes_mark_their_hour_which_is_answered_live_until_refreshed() {
         conversation_id: Set(d.ids[4]),
         channel_id: Set(scalar(
             &app,
-            &format!("SELECT channel_id FROM conversations WHERE id = {}", d.ids[4]),
+            &format!(
+                "SELECT channel_id FROM conversations WHERE id = {}",
+                d.ids[4]
+            ),
         )
         .await),
         direction: Set(Direction::Outbound),
@@ -305,7 +304,11 @@ async fn late_changes_mark_their_hour_which_is_answered_live_until_refreshed() {
 
     // c1 09:00 and c3 14:00 on 11-02, c4 10:00 and c5 11:00 on 11-03.
     assert_eq!(
-        scalar(&app, "SELECT COUNT(DISTINCT hour) FROM metrics_rollup_dirty").await,
+        scalar(
+            &app,
+            "SELECT COUNT(DISTINCT hour) FROM metrics_rollup_dirty"
+        )
+        .await,
         4
     );
     assert_eq!(rolled_hours(&app).await, 44);
@@ -343,9 +346,8 @@ async fn the_rollup_worker_refreshes_on_its_own_and_leaves_young_marks() {
         domain::metrics::rollup::hour_of(t(FROM)),
         domain::metrics::rollup::hour_of(t(TO)),
     );
-    let in_range = format!(
-        "SELECT COUNT(*) FROM metrics_rollup_hours WHERE hour >= {h0} AND hour < {h1}"
-    );
+    let in_range =
+        format!("SELECT COUNT(*) FROM metrics_rollup_hours WHERE hour >= {h0} AND hour < {h1}");
     eventually("hours rolled up", || async {
         scalar(&app, &in_range).await == 48
     })

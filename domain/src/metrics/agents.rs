@@ -291,7 +291,8 @@ impl Domain {
                  FROM metrics_rollup_handlers r WHERE {runs} GROUP BY r.agent_id"
             ));
         }
-        self.sum_by_agent(s, parts, &["handled", "transferred"]).await
+        self.sum_by_agent(s, parts, &["handled", "transferred"])
+            .await
     }
 
     /// Adds up per-agent parts (`agent` and the `cols`) in one statement.

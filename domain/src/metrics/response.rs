@@ -375,11 +375,7 @@ impl Domain {
                 .entry((get(&row, "g0")?, get(&row, "g1")?))
                 .or_insert_with(|| (0, vec![]));
             e.0 = count(&row, "total")?;
-            e.1.push((
-                count(&row, "v")?,
-                count(&row, "below")?,
-                count(&row, "n")?,
-            ));
+            e.1.push((count(&row, "v")?, count(&row, "below")?, count(&row, "n")?));
         }
         let mut out = BTreeMap::new();
         for (k, (total, rows)) in hist {

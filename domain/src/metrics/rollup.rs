@@ -222,7 +222,10 @@ impl Plan {
         if let Some(k) = key {
             out.push_str(&format!(" AND {r}.dkey = {}", s.bind(k.clone())));
         }
-        out.push_str(&format!(" AND {}", hour_runs_sql(s, &format!("{r}.hour"), &self.rolled)));
+        out.push_str(&format!(
+            " AND {}",
+            hour_runs_sql(s, &format!("{r}.hour"), &self.rolled)
+        ));
         Some(out)
     }
 }
@@ -263,7 +266,10 @@ pub(crate) fn hour_runs_sql(s: &mut Sql, col: &str, runs: &[(i64, i64)]) -> Stri
 
 /// The one dimension kind a question needs (its dimension when grouped by
 /// it, and its filters), with the filter's key; `None` when it needs two.
-fn needed_dim(dimension: Option<Dimension>, f: &MetricsFilter) -> Option<(&'static str, Option<String>)> {
+fn needed_dim(
+    dimension: Option<Dimension>,
+    f: &MetricsFilter,
+) -> Option<(&'static str, Option<String>)> {
     use sea_orm::ActiveEnum;
     let mut kinds: Vec<(Dimension, Option<String>)> = vec![];
     if let Some(id) = f.agent_id {
@@ -355,7 +361,8 @@ impl Domain {
         if by_bucket && !whole_hour_zone(q) {
             return Ok(Plan::all_live(q));
         }
-        let h0 = hour_of(q.from) + i64::from(q.from.timestamp() % 3600 != 0 || q.from.timestamp_subsec_nanos() != 0);
+        let h0 = hour_of(q.from)
+            + i64::from(q.from.timestamp() % 3600 != 0 || q.from.timestamp_subsec_nanos() != 0);
         let h1 = hour_of(q.to);
         if h0 >= h1 {
             return Ok(Plan::all_live(q));
@@ -612,7 +619,12 @@ impl Domain {
 /// Percentile in `percentile_cont` semantics, from rows of a histogram that
 /// hold the ranks needed: `(value, count below, count)`, sorted by value;
 /// `num / den` is the fraction.
-pub(crate) fn percentile(rows: &[(i64, i64, i64)], total: i64, num: i64, den: i64) -> Result<Option<f64>> {
+pub(crate) fn percentile(
+    rows: &[(i64, i64, i64)],
+    total: i64,
+    num: i64,
+    den: i64,
+) -> Result<Option<f64>> {
     if total <= 0 {
         return Ok(None);
     }
@@ -644,7 +656,13 @@ mod tests {
     #[test]
     fn percentiles_interpolate_like_percentile_cont() {
         // 60, 120, 300, 600, 1000 as a histogram.
-        let rows = [(60, 0, 1), (120, 1, 1), (300, 2, 1), (600, 3, 1), (1000, 4, 1)];
+        let rows = [
+            (60, 0, 1),
+            (120, 1, 1),
+            (300, 2, 1),
+            (600, 3, 1),
+            (1000, 4, 1),
+        ];
         assert_eq!(percentile(&rows, 5, 1, 2).unwrap(), Some(300.0));
         assert_eq!(percentile(&rows, 5, 9, 10).unwrap(), Some(840.0));
         // Repeated values: 10 ×3, 20 ×1 → median at rank 1.5 = 10.
@@ -660,9 +678,15 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(needed_dim(None, &f), Some(("topic", Some("size".into()))));
-        assert_eq!(needed_dim(Some(Dimension::Topic), &f), Some(("topic", Some("size".into()))));
+        assert_eq!(
+            needed_dim(Some(Dimension::Topic), &f),
+            Some(("topic", Some("size".into())))
+        );
         assert_eq!(needed_dim(Some(Dimension::Agent), &f), None);
-        assert_eq!(needed_dim(None, &MetricsFilter::default()), Some(("", None)));
+        assert_eq!(
+            needed_dim(None, &MetricsFilter::default()),
+            Some(("", None))
+        );
     }
 
     #[test]
