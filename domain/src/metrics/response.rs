@@ -127,6 +127,8 @@ pub struct KpiRow {
 }
 
 pub(crate) type GroupKey = (Option<String>, Option<String>);
+/// A histogram row: value (ms), count below it, its count.
+type HistRow = (i64, i64, i64);
 
 /// The row of `groups` for a bucket and dimension value.
 fn entry<'a>(
@@ -369,7 +371,7 @@ impl Domain {
             parts.join(" UNION ALL ")
         );
         let rows = s.all(&self.db, &sql).await?;
-        let mut hist: BTreeMap<GroupKey, (i64, Vec<(i64, i64, i64)>)> = BTreeMap::new();
+        let mut hist: BTreeMap<GroupKey, (i64, Vec<HistRow>)> = BTreeMap::new();
         for row in rows {
             let e = hist
                 .entry((get(&row, "g0")?, get(&row, "g1")?))
