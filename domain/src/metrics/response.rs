@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::rollup::{CORE, Plan, core_exprs, core_sums, intervals_sql, percentile};
+use super::rollup::{CORE, Plan, core_exprs, core_sums, hour_runs_sql, intervals_sql, percentile};
 use super::sql::{Sql, count, count_if, get};
 use super::{
     Dimension, MetricsFilter, MetricsQuery, bucket_label, bucket_start, dimension_sql, filter_sql,
@@ -345,10 +345,20 @@ impl Domain {
             ));
         }
         if let Some(w) = plan.rollup_where(&mut s, "r") {
-            let bucket = if by_bucket {
-                hour_bucket_label(&mut s, "r.hour", q)
+            // The histogram has a row per value: the bucket label is computed
+            // once per hour and joined.
+            let (bucket, join) = if by_bucket {
+                let label = hour_bucket_label(&mut s, "hh.hour", q);
+                let runs = hour_runs_sql(&mut s, "hh.hour", &plan.rolled);
+                (
+                    "hb.g0".to_string(),
+                    format!(
+                        " JOIN (SELECT hh.hour AS hour, {label} AS g0 \
+                         FROM metrics_rollup_hours hh WHERE {runs}) hb ON hb.hour = r.hour"
+                    ),
+                )
             } else {
-                "CAST(NULL AS TEXT)".into()
+                ("CAST(NULL AS TEXT)".to_string(), String::new())
             };
             let key = if dimension.is_some() {
                 "r.dkey"
@@ -357,7 +367,7 @@ impl Domain {
             };
             parts.push(format!(
                 "SELECT {bucket} AS g0, {key} AS g1, r.frt_ms AS v, r.n AS n \
-                 FROM metrics_rollup_frt r WHERE 1 = 1{w}"
+                 FROM metrics_rollup_frt r{join} WHERE 1 = 1{w}"
             ));
         }
         let sql = format!(
