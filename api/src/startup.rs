@@ -191,6 +191,12 @@ impl Application {
         if config.webhooks_worker {
             workers::spawn_webhooks(domain.clone(), metrics.clone(), stopped.clone());
         }
+        workers::spawn_rollups(
+            domain.clone(),
+            workers::ROLLUP_SWEEP,
+            metrics.clone(),
+            stopped.clone(),
+        );
         workers::spawn_retention(
             domain.clone(),
             crate::workers::RetentionSchedule::from_config(&config),

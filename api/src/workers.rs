@@ -324,6 +324,48 @@ pub fn spawn_retention(
     })))
 }
 
+/// How often the metrics rollups are refreshed.
+pub const ROLLUP_SWEEP: Duration = Duration::from_secs(60);
+/// Dirty marks younger than this are left for a later run (see
+/// `domain::metrics::rollup`: a writer may still rely on them).
+pub const ROLLUP_SETTLE: chrono::Duration = chrono::Duration::minutes(5);
+/// At most this many hours (new, then dirty) per run.
+const ROLLUP_MAX_HOURS: i64 = 48;
+
+/// The metrics rollup worker: every `period`, rolls up the completed hours
+/// not yet rolled and the hours whose data changed (marked by triggers). Each
+/// hour is locked and rewritten in one transaction, so every instance may run
+/// it. The handle ends once `stop` fires and the run in progress is done.
+pub fn spawn_rollups(
+    domain: Domain,
+    period: Duration,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(every(period, stop, move || {
+        let domain = domain.clone();
+        let metrics = metrics.clone();
+        async move {
+            let ok = match domain
+                .refresh_metrics_rollups(ROLLUP_MAX_HOURS, ROLLUP_SETTLE)
+                .await
+            {
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::info!(hours = n, "metrics rollups refreshed");
+                    }
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics rollup refresh failed");
+                    false
+                }
+            };
+            metrics.worker_tick("rollups", ok);
+        }
+    }))
+}
+
 /// Runs `tick` every `period` until told to stop; a tick in progress finishes.
 async fn every<F, Fut>(period: Duration, mut stop: watch::Receiver<bool>, tick: F)
 where

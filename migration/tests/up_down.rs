@@ -19,7 +19,7 @@ use sea_orm::{
 use serde_json::json;
 
 /// Every table of the data model.
-const TABLES: [&str; 31] = [
+const TABLES: [&str; 38] = [
     "users",
     "departments",
     "department_members",
@@ -51,6 +51,13 @@ const TABLES: [&str; 31] = [
     "presence_intervals",
     "webhook_inbox",
     "automation_hits",
+    "metrics_rollup_hours",
+    "metrics_rollup_dirty",
+    "metrics_rollup",
+    "metrics_rollup_frt",
+    "metrics_rollup_volume",
+    "metrics_rollup_handlers",
+    "metrics_rollup_chars",
 ];
 
 const MIGRATION_TABLE: &str = "seaql_migrations";

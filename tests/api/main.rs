@@ -16,6 +16,7 @@ mod integration;
 mod lock;
 mod messaging;
 mod metrics;
+mod metrics_rollup;
 mod operations;
 mod permissions;
 mod presence;

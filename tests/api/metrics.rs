@@ -57,17 +57,17 @@ struct Conv {
 /// (conversation index, offset, direction, sender kind, sender, body).
 type Msg = (usize, i64, Direction, SenderKind, Option<i64>, &'static str);
 
-struct Data {
-    a: i64,
-    b: i64,
-    ids: Vec<i64>,
-    vip: i64,
-    analyst: String,
+pub(crate) struct Data {
+    pub a: i64,
+    pub b: i64,
+    pub ids: Vec<i64>,
+    pub vip: i64,
+    pub analyst: String,
     agent: String,
     editor: String,
 }
 
-async fn seed(app: &TestApp) -> Data {
+pub(crate) async fn seed(app: &TestApp) -> Data {
     let db = &app.domain.db;
     let (a, _) = app.staff("Alice", "AGENT").await;
     let (b, agent) = app.staff("Bob", "AGENT").await;
@@ -447,7 +447,7 @@ async fn seed(app: &TestApp) -> Data {
     }
 }
 
-async fn metrics(app: &TestApp, token: &str, range: Value, fields: &str) -> Value {
+pub(crate) async fn metrics(app: &TestApp, token: &str, range: Value, fields: &str) -> Value {
     let q = format!("query($r: MetricsRangeInput!){{ metrics(range:$r) {{ {fields} }} }}");
     app.gql(token, &q, json!({ "r": range })).await.data()["metrics"].clone()
 }
@@ -467,7 +467,7 @@ fn close(v: &Value, expected: f64) {
     );
 }
 
-const KPIS: &str = "conversations responded firstResponseMeanSeconds firstResponseMedianSeconds \
+pub(crate) const KPIS: &str = "conversations responded firstResponseMeanSeconds firstResponseMedianSeconds \
     firstResponseP90Seconds resolved resolutionRate resolutionMeanSeconds csatAnswers csatMean \
     csatSatisfied csatSatisfiedRate npsAnswers npsPromoters npsPassives npsDetractors nps \
     firstContactResolved firstContactResolutionRate slaTracked slaBreached slaCompliance \

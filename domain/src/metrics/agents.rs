@@ -9,8 +9,9 @@ use chrono::{DateTime, Duration, Utc};
 use entity::user;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use super::sql::{Sql, avg_if, count, count_if, get};
-use super::{MetricsFilter, MetricsQuery, filter_sql, ratio, round_ms};
+use super::rollup::{Plan, hour_runs_sql, intervals_sql};
+use super::sql::{Sql, count, count_if, get};
+use super::{Dimension, MetricsFilter, MetricsQuery, filter_sql, ratio, round_ms};
 use crate::presence::ONLINE_TARGET_SECS;
 use crate::{Actor, Capability, Domain, Result};
 
@@ -136,20 +137,26 @@ impl Domain {
         };
         let mut agents: BTreeMap<i64, AgentKpis> = BTreeMap::new();
         let target = ONLINE_TARGET_SECS as f64 * q.days();
+        let plan = self
+            .metrics_plan(q, Some(Dimension::Agent), &f, false)
+            .await?;
         let (base, transfers, online, handling, characters) = tokio::try_join!(
-            self.agent_base(q, &f),
-            self.agent_transfers(q, &f),
+            self.core_partials(q, &plan, false, Some(Dimension::Agent), &f),
+            self.agent_transfers(&plan, &f),
             self.agent_online(q, now),
             self.agent_handling(q, &f, now),
-            self.agent_characters(q, &f),
+            self.agent_characters(&plan, &f),
         )?;
-        for row in base {
-            let a = slot(&mut agents, count(&row, "agent")?, target);
-            a.assigned = count(&row, "assigned")?;
-            a.resolved = count(&row, "resolved")?;
-            a.response_mean_secs = round_ms(get(&row, "response_mean")?);
-            a.rating_answers = count(&row, "rating_answers")?;
-            a.rating_mean = get(&row, "rating_mean")?;
+        for ((_, key), (_, p)) in base {
+            let Some(id) = key.and_then(|k| k.parse::<i64>().ok()) else {
+                continue;
+            };
+            let a = slot(&mut agents, id, target);
+            a.assigned = p.get("conversations");
+            a.resolved = p.get("resolved");
+            a.response_mean_secs = p.mean_secs("speed_sum", "responded");
+            a.rating_answers = p.get("csat_answers");
+            a.rating_mean = ratio(p.get("csat_sum"), p.get("csat_answers"));
         }
         for row in transfers {
             let a = slot(&mut agents, count(&row, "agent")?, target);
@@ -244,56 +251,74 @@ impl Domain {
         })
     }
 
-    async fn agent_base(
-        &self,
-        q: &MetricsQuery,
-        f: &MetricsFilter,
-    ) -> Result<Vec<sea_orm::QueryResult>> {
-        let mut s = Sql::new(self.db.get_database_backend());
-        let (from, to) = (s.bind(q.from), s.bind(q.to));
-        let filters = filter_sql(&mut s, f);
-        let span = s.secs_between(
-            "COALESCE(c.assigned_at, c.created_at)",
-            "c.first_response_at",
-        );
-        let speed = format!("(CASE WHEN {span} < 0 THEN 0.0 ELSE {span} END)");
-        let sql = format!(
-            "SELECT c.assignee_id AS agent, CAST(COUNT(*) AS BIGINT) AS assigned, \
-             {resolved} AS resolved, {response} AS response_mean, \
-             {answers} AS rating_answers, {rating} AS rating_mean \
-             FROM conversations c \
-             WHERE c.created_at >= {from} AND c.created_at < {to} \
-             AND c.assignee_id IS NOT NULL{filters} GROUP BY c.assignee_id",
-            resolved = count_if("c.resolved_at IS NOT NULL"),
-            response = avg_if("c.first_response_at IS NOT NULL", &speed),
-            answers = count_if("c.csat IS NOT NULL"),
-            rating = avg_if("c.csat IS NOT NULL", "(c.csat * 1.0)"),
-        );
-        s.all(&self.db, &sql).await
-    }
-
+    /// Conversations handled and transferred away per agent: the plan's
+    /// live intervals from the assignment history, its rolled hours from
+    /// `metrics_rollup_handlers` (one row per agent and hour, additive since
+    /// a conversation belongs to one hour).
     async fn agent_transfers(
         &self,
-        q: &MetricsQuery,
+        plan: &Plan,
         f: &MetricsFilter,
     ) -> Result<Vec<sea_orm::QueryResult>> {
         let mut s = Sql::new(self.db.get_database_backend());
-        let (from, to) = (s.bind(q.from), s.bind(q.to));
-        let filters = filter_sql(&mut s, f);
+        let mut parts = vec![];
+        if !plan.live.is_empty() {
+            let within = intervals_sql(&mut s, "c.created_at", &plan.live);
+            let filters = filter_sql(&mut s, f);
+            parts.push(format!(
+                "SELECT h.agent AS agent, CAST(COUNT(*) AS BIGINT) AS handled, \
+                 {transferred} AS transferred FROM (SELECT a.conversation_id AS cid, \
+                 a.to_user_id AS agent FROM assignments a JOIN k ON k.id = a.conversation_id \
+                 WHERE a.to_user_id IS NOT NULL \
+                 UNION SELECT k.id, k.assignee_id FROM k WHERE k.assignee_id IS NOT NULL) h \
+                 LEFT JOIN (SELECT DISTINCT a.conversation_id AS cid, a.from_user_id AS agent \
+                 FROM assignments a JOIN k ON k.id = a.conversation_id \
+                 WHERE a.kind = 'transfer' AND a.from_user_id IS NOT NULL) t \
+                 ON t.cid = h.cid AND t.agent = h.agent GROUP BY h.agent",
+                transferred = count_if("t.cid IS NOT NULL"),
+            ));
+            let k = format!(
+                "WITH k AS (SELECT c.id, c.assignee_id FROM conversations c \
+                 WHERE {within}{filters}) "
+            );
+            parts[0] = format!("{k}{}", parts[0]);
+        }
+        if plan.dim.is_some() && !plan.rolled.is_empty() {
+            let runs = hour_runs_sql(&mut s, "r.hour", &plan.rolled);
+            parts.push(format!(
+                "SELECT r.agent_id AS agent, CAST(SUM(r.handled) AS BIGINT) AS handled, \
+                 CAST(SUM(r.transferred) AS BIGINT) AS transferred \
+                 FROM metrics_rollup_handlers r WHERE {runs} GROUP BY r.agent_id"
+            ));
+        }
+        self.sum_by_agent(s, parts, &["handled", "transferred"])
+            .await
+    }
+
+    /// Adds up per-agent parts (`agent` and the `cols`) in one statement.
+    async fn sum_by_agent(
+        &self,
+        s: Sql,
+        parts: Vec<String>,
+        cols: &[&str],
+    ) -> Result<Vec<sea_orm::QueryResult>> {
+        if parts.is_empty() {
+            return Ok(vec![]);
+        }
+        let sums: Vec<String> = cols
+            .iter()
+            .map(|c| format!("CAST(SUM({c}) AS BIGINT) AS {c}"))
+            .collect();
+        // A part with a WITH clause cannot stand inside UNION ALL on SQLite:
+        // each part is its own subquery.
+        let parts: Vec<String> = parts
+            .iter()
+            .map(|p| format!("SELECT * FROM ({p}) p"))
+            .collect();
         let sql = format!(
-            "WITH k AS (SELECT c.id, c.assignee_id FROM conversations c \
-               WHERE c.created_at >= {from} AND c.created_at < {to}{filters}), \
-             h AS (SELECT a.conversation_id AS cid, a.to_user_id AS agent \
-               FROM assignments a JOIN k ON k.id = a.conversation_id \
-               WHERE a.to_user_id IS NOT NULL \
-               UNION SELECT k.id, k.assignee_id FROM k WHERE k.assignee_id IS NOT NULL), \
-             t AS (SELECT DISTINCT a.conversation_id AS cid, a.from_user_id AS agent \
-               FROM assignments a JOIN k ON k.id = a.conversation_id \
-               WHERE a.kind = 'transfer' AND a.from_user_id IS NOT NULL) \
-             SELECT h.agent AS agent, CAST(COUNT(*) AS BIGINT) AS handled, \
-             {transferred} AS transferred \
-             FROM h LEFT JOIN t ON t.cid = h.cid AND t.agent = h.agent GROUP BY h.agent",
-            transferred = count_if("t.cid IS NOT NULL"),
+            "SELECT agent, {} FROM ({}) u GROUP BY agent",
+            sums.join(", "),
+            parts.join(" UNION ALL ")
         );
         s.all(&self.db, &sql).await
     }
@@ -351,28 +376,39 @@ impl Domain {
         s.all(&self.db, &sql).await
     }
 
+    /// Characters agents sent: messages of the plan's live intervals, and
+    /// `metrics_rollup_chars` for its rolled hours (by the hour sent).
     async fn agent_characters(
         &self,
-        q: &MetricsQuery,
+        plan: &Plan,
         f: &MetricsFilter,
     ) -> Result<Vec<sea_orm::QueryResult>> {
         let mut s = Sql::new(self.db.get_database_backend());
-        let (from, to) = (s.bind(q.from), s.bind(q.to));
-        let filters = filter_sql(&mut s, f);
-        let join = if filters.is_empty() {
-            ""
-        } else {
-            " JOIN conversations c ON c.id = m.conversation_id"
-        };
-        let sql = format!(
-            "SELECT m.sender_user_id AS agent, \
-             CAST(COALESCE(SUM(LENGTH(m.body)), 0) AS BIGINT) AS chars \
-             FROM messages m{join} WHERE m.sender_kind = 'agent' \
-             AND m.sender_user_id IS NOT NULL \
-             AND m.created_at >= {from} AND m.created_at < {to}{filters} \
-             GROUP BY m.sender_user_id"
-        );
-        s.all(&self.db, &sql).await
+        let mut parts = vec![];
+        if !plan.live.is_empty() {
+            let within = intervals_sql(&mut s, "m.created_at", &plan.live);
+            let filters = filter_sql(&mut s, f);
+            let join = if filters.is_empty() {
+                ""
+            } else {
+                " JOIN conversations c ON c.id = m.conversation_id"
+            };
+            parts.push(format!(
+                "SELECT m.sender_user_id AS agent, \
+                 CAST(COALESCE(SUM(LENGTH(m.body)), 0) AS BIGINT) AS chars \
+                 FROM messages m{join} WHERE m.sender_kind = 'agent' \
+                 AND m.sender_user_id IS NOT NULL AND {within}{filters} \
+                 GROUP BY m.sender_user_id"
+            ));
+        }
+        if plan.dim.is_some() && !plan.rolled.is_empty() {
+            let runs = hour_runs_sql(&mut s, "r.hour", &plan.rolled);
+            parts.push(format!(
+                "SELECT r.agent_id AS agent, CAST(SUM(r.chars) AS BIGINT) AS chars \
+                 FROM metrics_rollup_chars r WHERE {runs} GROUP BY r.agent_id"
+            ));
+        }
+        self.sum_by_agent(s, parts, &["chars"]).await
     }
 }
 

@@ -50,6 +50,16 @@ impl Sql {
         }
     }
 
+    /// Whole milliseconds from `a` to `b`, as a BIGINT.
+    pub fn ms_between(&self, a: &str, b: &str) -> String {
+        match self.backend {
+            DbBackend::Postgres => {
+                format!("CAST(ROUND(EXTRACT(EPOCH FROM ({b} - {a})) * 1000) AS BIGINT)")
+            }
+            _ => format!("CAST(ROUND((julianday({b}) - julianday({a})) * 86400000.0) AS INTEGER)"),
+        }
+    }
+
     /// The smaller / larger of two numbers.
     pub fn least(&self, a: &str, b: &str) -> String {
         match self.backend {
@@ -73,6 +83,11 @@ impl Sql {
             }
             _ => format!("julianday({earlier}) >= julianday({later}) - {days}.0"),
         }
+    }
+
+    pub async fn exec(self, db: &impl ConnectionTrait, sql: &str) -> Result<u64> {
+        let stmt = Statement::from_sql_and_values(self.backend, sql, self.values);
+        Ok(db.execute_raw(stmt).await?.rows_affected())
     }
 
     pub async fn all(self, db: &impl ConnectionTrait, sql: &str) -> Result<Vec<QueryResult>> {
@@ -101,66 +116,4 @@ pub fn count_if(cond: &str) -> String {
 /// `AVG(CASE WHEN cond THEN x END)` as a double.
 pub fn avg_if(cond: &str, x: &str) -> String {
     format!("CAST(AVG(CASE WHEN {cond} THEN {x} END) AS DOUBLE PRECISION)")
-}
-
-/// Percentiles in `percentile_cont` semantics of `x` over rows grouped by
-/// `groups` (expressions already selected as `g0`, `g1`, … in `inner`, a
-/// subquery returning `x` and the groups). Returns the query selecting the
-/// groups and `p_<n>` for each fraction.
-pub fn percentiles(backend: DbBackend, inner: &str, groups: usize, fractions: &[f64]) -> String {
-    let gs: Vec<String> = (0..groups).map(|i| format!("g{i}")).collect();
-    let group_list = gs.join(", ");
-    let sel_groups = if gs.is_empty() {
-        String::new()
-    } else {
-        format!("{group_list}, ")
-    };
-    let group_by = if gs.is_empty() {
-        String::new()
-    } else {
-        format!(" GROUP BY {group_list}")
-    };
-    match backend {
-        DbBackend::Postgres => {
-            let ps: Vec<String> = fractions
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    format!(
-                        "CAST(percentile_cont({f}) WITHIN GROUP (ORDER BY x) AS DOUBLE PRECISION) AS p_{i}"
-                    )
-                })
-                .collect();
-            format!(
-                "SELECT {sel_groups}{} FROM ({inner}) pv{group_by}",
-                ps.join(", ")
-            )
-        }
-        _ => {
-            let partition = if gs.is_empty() {
-                String::new()
-            } else {
-                format!("PARTITION BY {group_list} ")
-            };
-            let ps: Vec<String> = fractions
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    let pos = format!("((n - 1) * {f})");
-                    let lo = format!("CAST({pos} AS INTEGER)");
-                    let frac = format!("({pos} - {lo})");
-                    format!(
-                        "CAST(SUM(CASE WHEN rn = {lo} THEN x * (1.0 - {frac}) \
-                         WHEN rn = {lo} + 1 THEN x * {frac} ELSE 0.0 END) AS DOUBLE PRECISION) AS p_{i}"
-                    )
-                })
-                .collect();
-            format!(
-                "SELECT {sel_groups}{} FROM (SELECT pv.*, \
-                 ROW_NUMBER() OVER ({partition}ORDER BY x) - 1 AS rn, \
-                 COUNT(*) OVER ({partition}) AS n FROM ({inner}) pv) pw{group_by}",
-                ps.join(", ")
-            )
-        }
-    }
 }
