@@ -64,20 +64,30 @@ async fn metrics_show_the_listed_series_after_traffic() {
     );
     let (_ws, _) = connect_async(req).await.expect("websocket handshake");
 
-    let resp = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert!(
-        resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain; version=0.0.4")
-    );
-    let text = resp.text().await.unwrap();
+    let scrape = || async {
+        let resp = app
+            .client
+            .get(format!("{}/metrics", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain; version=0.0.4")
+        );
+        resp.text().await.unwrap()
+    };
+    // The workers' first ticks come asynchronously after start-up.
+    app.eventually("the workers' first ticks", || async {
+        let text = scrape().await;
+        text.contains("helpdesk_worker_ticks_total{worker=\"locks\"}")
+            && text.contains("helpdesk_worker_lag_seconds{worker=\"presence\"}")
+    })
+    .await;
+    let text = scrape().await;
     for series in [
         "helpdesk_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 2",
         "helpdesk_http_request_duration_seconds_bucket{route=\"/graphql\",le=\"+Inf\"}",

@@ -120,13 +120,46 @@ pub async fn ensure_channel(
 
 /// A Cloud API delivery of one inbound text message.
 pub fn delivery(number: &str, wa_id: &str, message_id: &str, text: &str) -> String {
+    delivery_of(
+        number,
+        wa_id,
+        message_id,
+        json!({"type": "text", "text": {"body": text}}),
+    )
+}
+
+/// The `n`-th of a rotation of the message types customers send most: text,
+/// photo, location, button reply, reaction.
+pub fn mixed_message(n: u64) -> Value {
+    match n % 5 {
+        0 => json!({"type": "text", "text": {"body": "Buongiorno, dov'è il mio ordine?"}}),
+        1 => {
+            json!({"type": "image", "image": {"id": format!("MEDIA{n}"), "mime_type": "image/jpeg",
+            "sha256": "0f3c", "caption": "Il pacco è arrivato rotto"}})
+        }
+        2 => json!({"type": "location", "location": {"latitude": 45.4642, "longitude": 9.19,
+            "name": "Consegna", "address": "Piazza del Duomo, Milano"}}),
+        3 => json!({"type": "interactive", "interactive": {"type": "button_reply",
+            "button_reply": {"id": "track", "title": "Traccia ordine"}}}),
+        _ => {
+            json!({"type": "reaction", "reaction": {"message_id": format!("wamid.OUT{n}"), "emoji": "👍"}})
+        }
+    }
+}
+
+/// A Cloud API delivery of one inbound message (`message`: its type and
+/// type-specific object).
+pub fn delivery_of(number: &str, wa_id: &str, message_id: &str, message: Value) -> String {
     let now = unix_micros() / 1_000_000;
+    let mut m = json!({"from": wa_id, "id": message_id, "timestamp": now.to_string()});
+    if let (Some(m), Value::Object(fields)) = (m.as_object_mut(), message) {
+        m.extend(fields);
+    }
     json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "15550001111", "phone_number_id": number},
         "contacts": [{"profile": {"name": format!("Cliente {wa_id}")}, "wa_id": wa_id}],
-        "messages": [{"from": wa_id, "id": message_id, "timestamp": now.to_string(),
-                      "type": "text", "text": {"body": text}}]
+        "messages": [m]
     }}]}]})
     .to_string()
 }

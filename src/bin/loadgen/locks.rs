@@ -29,9 +29,9 @@ const OPEN: &str = "mutation($id:ID!){ openConversation(id:$id){ id } }";
 const RELEASE: &str = "mutation($id:ID!){ releaseLock(id:$id){ id } }";
 
 /// Conversations to fight over, each opened by an inbound message.
-async fn conversations(client: &reqwest::Client, p: &Params) -> anyhow::Result<Vec<String>> {
+pub async fn conversations(client: &reqwest::Client, p: &Params) -> anyhow::Result<Vec<String>> {
     let mut ids = vec![];
-    for i in 0..p.conversations {
+    for i in 0..p.conversations.max(1) {
         let wa_id = format!("6{:06}{i:05}", unix_micros() % 1_000_000);
         let body = delivery(
             &p.phone_number_id,
@@ -61,7 +61,7 @@ async fn conversations(client: &reqwest::Client, p: &Params) -> anyhow::Result<V
     Ok(ids)
 }
 
-async fn editors(client: &reqwest::Client, p: &Params) -> anyhow::Result<Vec<String>> {
+pub async fn editors(client: &reqwest::Client, p: &Params) -> anyhow::Result<Vec<String>> {
     let mut tokens = vec![];
     for i in 0..p.editors {
         let email = format!("load-editor-{i}@loadgen.test");

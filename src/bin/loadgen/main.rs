@@ -7,13 +7,17 @@
 //! - `subscribers`: sockets held, memory per socket, publish-to-receive latency;
 //! - `reads`: GraphQL queue page and conversation reads (or a plain endpoint's);
 //! - `locks`: lock acquire latency with many staff racing for few conversations;
+//! - `agents`: agents opening, replying to and releasing conversations;
+//! - `metrics`: dashboard queries through GraphQL;
 //! - `redis-pubsub`: raw Redis publish-to-receive latency, the subscribers' baseline.
 //!
 //! See BENCHMARKS.md for the commands and the figures.
 
+mod agents;
 mod assign;
 mod client;
 mod locks;
+mod metrics;
 mod reads;
 mod redis_pubsub;
 mod subscribers;
@@ -68,6 +72,10 @@ enum Scenario {
         /// Deliveries per second in all (0: as fast as the server answers).
         #[arg(long, default_value_t = 0)]
         rate: u64,
+        /// Rotate message types (text, photo, location, button reply,
+        /// reaction) instead of text only.
+        #[arg(long)]
+        mix: bool,
     },
     /// Messages from new customers at a fixed rate, timed to their assignment.
     Assign {
@@ -132,6 +140,26 @@ enum Scenario {
         /// Milliseconds a taken lock is held before its release.
         #[arg(long, default_value_t = 2)]
         hold_ms: u64,
+    },
+    /// Agents opening, replying to and releasing conversations.
+    Agents {
+        #[arg(long, default_value_t = 16)]
+        agents: u32,
+        /// Conversations in all (new customers: at most 5 replies a minute each).
+        #[arg(long, default_value_t = 320)]
+        conversations: u32,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Dashboard queries (core KPIs, daily series, per-agent KPIs) flat out.
+    Metrics {
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// The range: the last DAYS days.
+        #[arg(long, default_value_t = 7)]
+        days: i64,
     },
     /// Raw Redis PUBLISH / SUBSCRIBE latency (needs no server).
     RedisPubsub {
@@ -199,7 +227,10 @@ async fn main() -> anyhow::Result<()> {
         anyhow::anyhow!("--admin-password (or HELPDESK_ADMIN_PASSWORD) is required")
     })?;
     let admin_token = client::login(&client, &cli.url, &admin_email, &admin_password).await?;
-    client::ensure_channel(&client, &cli.url, &admin_token, &phone_number_id, &secret).await?;
+    // Dashboard readers (an Analyst) send nothing and may not manage channels.
+    if !matches!(cli.scenario, Scenario::Metrics { .. }) {
+        client::ensure_channel(&client, &cli.url, &admin_token, &phone_number_id, &secret).await?;
+    }
 
     let result = match cli.scenario {
         Scenario::Webhook {
@@ -207,6 +238,7 @@ async fn main() -> anyhow::Result<()> {
             messages,
             customers,
             rate,
+            mix,
         } => {
             let params = webhook::Params {
                 url: cli.url,
@@ -216,6 +248,7 @@ async fn main() -> anyhow::Result<()> {
                 messages,
                 customers,
                 rate,
+                mix,
             };
             webhook::run(client, params).await?
         }
@@ -303,6 +336,37 @@ async fn main() -> anyhow::Result<()> {
                 hold: std::time::Duration::from_millis(hold_ms),
             };
             locks::run(client, params).await?
+        }
+        Scenario::Agents {
+            agents,
+            conversations,
+            seconds,
+        } => {
+            let params = locks::Params {
+                url: cli.url,
+                admin_token,
+                secret,
+                phone_number_id,
+                editors: agents,
+                conversations,
+                seconds,
+                hold: std::time::Duration::ZERO,
+            };
+            agents::run(client, params).await?
+        }
+        Scenario::Metrics {
+            concurrency,
+            seconds,
+            days,
+        } => {
+            let params = metrics::Params {
+                url: cli.url,
+                admin_token,
+                concurrency,
+                seconds,
+                days,
+            };
+            metrics::run(client, params).await?
         }
         Scenario::RedisPubsub { .. } => unreachable!("run before the login"),
     };

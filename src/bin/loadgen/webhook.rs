@@ -1,5 +1,6 @@
-//! Signed webhook deliveries, one inbound text message each, flat out or at a
-//! fixed rate: ingest throughput and acknowledgement latency.
+//! Signed webhook deliveries, one inbound message each (text, or with `mix`
+//! a rotation of text, photo, location, button reply and reaction), flat out
+//! or at a fixed rate: ingest throughput and acknowledgement latency.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::client::{delivery, histogram, percentiles, post_delivery};
+use crate::client::{delivery_of, histogram, mixed_message, percentiles, post_delivery};
 
 pub struct Params {
     pub url: String,
@@ -17,6 +18,7 @@ pub struct Params {
     pub messages: u64,
     pub customers: u64,
     pub rate: u64,
+    pub mix: bool,
 }
 
 pub async fn run(client: reqwest::Client, p: Params) -> anyhow::Result<Value> {
@@ -42,12 +44,8 @@ pub async fn run(client: reqwest::Client, p: Params) -> anyhow::Result<Value> {
                 }
                 let wa_id = format!("39{:010}", seq % p.customers);
                 let id = format!("wamid.LOAD{run:x}{seq:08}");
-                let body = delivery(
-                    &p.phone_number_id,
-                    &wa_id,
-                    &id,
-                    "Buongiorno, dov'è il mio ordine?",
-                );
+                let message = mixed_message(if p.mix { seq } else { 0 });
+                let body = delivery_of(&p.phone_number_id, &wa_id, &id, message);
                 let t0 = Instant::now();
                 if post_delivery(&client, &p.url, &p.secret, body).await {
                     let _ = hist.record((t0.elapsed().as_micros() as u64).max(1));
@@ -72,5 +70,6 @@ pub async fn run(client: reqwest::Client, p: Params) -> anyhow::Result<Value> {
         "latency_ms": percentiles(&hist),
         "concurrency": p.concurrency,
         "rate": p.rate,
+        "mix": p.mix,
     }))
 }
