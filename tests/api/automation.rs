@@ -10,7 +10,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 use serde_json::{Value, json};
 
 use crate::cloud_api::CloudApi;
-use crate::helpers::{Gql, TestApp, spawn_app_with};
+use crate::helpers::{Gql, TestApp, spawn_app_at};
 
 pub const SECRET: &str = "automation-app-secret";
 
@@ -31,7 +31,7 @@ pub async fn desk() -> Desk {
 pub async fn desk_with(adjust: impl FnOnce(&mut api::Config)) -> Desk {
     let cloud = CloudApi::start().await;
     let url = cloud.base_url.clone();
-    let mut app = spawn_app_with(|c| {
+    let mut app = spawn_app_at(utc("2026-12-02T10:00:00Z"), |c| {
         c.graph_base_url = url;
         // The clock jumps days ahead in these tests.
         c.access_token_ttl_secs = 400 * 24 * 3600;
@@ -39,7 +39,6 @@ pub async fn desk_with(adjust: impl FnOnce(&mut api::Config)) -> Desk {
         adjust(c);
     })
     .await;
-    app.clock.set(utc("2026-12-02T10:00:00Z"));
     app.admin_token = app
         .login(crate::helpers::ADMIN_EMAIL, crate::helpers::ADMIN_PASSWORD)
         .await;

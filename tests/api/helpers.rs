@@ -51,6 +51,14 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_at(Utc::now(), adjust).await
+}
+
+/// A server whose manual clock starts at `at`: the workers' first ticks,
+/// which run at start-up, already see that time (setting the clock back
+/// afterwards would let a tick that read the start time judge the test's
+/// data by it).
+pub async fn spawn_app_at(at: DateTime<Utc>, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pg = test_database().await;
     let mut config = base_config(
@@ -59,7 +67,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
             .unwrap_or_else(|| "sqlite::memory:".into()),
     );
     adjust(&mut config);
-    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let clock = Arc::new(ManualClock::new(at));
     let server = std::env::var("TEST_DATABASE_URL").unwrap_or_default();
     start(config, clock, pg.map(|(_, name)| (server, name))).await
 }
