@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use entity::user;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use super::rollup::{Plan, hour_runs_sql, intervals_sql};
+use super::rollup::{Plan, ranges_sql};
 use super::sql::{Sql, count, count_if, get};
 use super::{Dimension, MetricsFilter, MetricsQuery, filter_sql, ratio, round_ms};
 use crate::presence::ONLINE_TARGET_SECS;
@@ -263,7 +263,7 @@ impl Domain {
         let mut s = Sql::new(self.db.get_database_backend());
         let mut parts = vec![];
         if !plan.live.is_empty() {
-            let within = intervals_sql(&mut s, "c.created_at", &plan.live);
+            let within = ranges_sql(&mut s, "c.created_at", &plan.live);
             let filters = filter_sql(&mut s, f);
             parts.push(format!(
                 "SELECT h.agent AS agent, CAST(COUNT(*) AS BIGINT) AS handled, \
@@ -284,7 +284,7 @@ impl Domain {
             parts[0] = format!("{k}{}", parts[0]);
         }
         if plan.dim.is_some() && !plan.rolled.is_empty() {
-            let runs = hour_runs_sql(&mut s, "r.hour", &plan.rolled);
+            let runs = ranges_sql(&mut s, "r.hour", &plan.rolled);
             parts.push(format!(
                 "SELECT r.agent_id AS agent, CAST(SUM(r.handled) AS BIGINT) AS handled, \
                  CAST(SUM(r.transferred) AS BIGINT) AS transferred \
@@ -386,7 +386,7 @@ impl Domain {
         let mut s = Sql::new(self.db.get_database_backend());
         let mut parts = vec![];
         if !plan.live.is_empty() {
-            let within = intervals_sql(&mut s, "m.created_at", &plan.live);
+            let within = ranges_sql(&mut s, "m.created_at", &plan.live);
             let filters = filter_sql(&mut s, f);
             let join = if filters.is_empty() {
                 ""
@@ -402,7 +402,7 @@ impl Domain {
             ));
         }
         if plan.dim.is_some() && !plan.rolled.is_empty() {
-            let runs = hour_runs_sql(&mut s, "r.hour", &plan.rolled);
+            let runs = ranges_sql(&mut s, "r.hour", &plan.rolled);
             parts.push(format!(
                 "SELECT r.agent_id AS agent, CAST(SUM(r.chars) AS BIGINT) AS chars \
                  FROM metrics_rollup_chars r WHERE {runs} GROUP BY r.agent_id"

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::rollup::{CORE, Plan, core_exprs, core_sums, hour_runs_sql, intervals_sql, percentile};
+use super::rollup::{CORE, Plan, core_exprs, core_sums, percentile, ranges_sql};
 use super::sql::{Sql, count, count_if, get};
 use super::{
     Dimension, MetricsFilter, MetricsQuery, bucket_label, bucket_start, dimension_sql, filter_sql,
@@ -266,7 +266,7 @@ impl Domain {
             } else {
                 "CAST(NULL AS TEXT)".into()
             };
-            let within = intervals_sql(&mut s, "c.created_at", &plan.live);
+            let within = ranges_sql(&mut s, "c.created_at", &plan.live);
             let filters = filter_sql(&mut s, filters);
             let exprs = core_exprs(&s);
             let sql = format!(
@@ -333,7 +333,7 @@ impl Domain {
             } else {
                 "CAST(NULL AS TEXT)".into()
             };
-            let within = intervals_sql(&mut s, "c.created_at", &plan.live);
+            let within = ranges_sql(&mut s, "c.created_at", &plan.live);
             let filters = filter_sql(&mut s, &q.filters);
             let frt = s.ms_between("c.created_at", "c.first_response_at");
             parts.push(format!(
@@ -349,7 +349,7 @@ impl Domain {
             // once per hour and joined.
             let (bucket, join) = if by_bucket {
                 let label = hour_bucket_label(&mut s, "hh.hour", q);
-                let runs = hour_runs_sql(&mut s, "hh.hour", &plan.rolled);
+                let runs = ranges_sql(&mut s, "hh.hour", &plan.rolled);
                 (
                     "hb.g0".to_string(),
                     format!(
@@ -433,8 +433,8 @@ impl Domain {
             } else {
                 "CAST(NULL AS TEXT)".into()
             };
-            let c_within = intervals_sql(&mut s, "c.created_at", convs);
-            let m_within = intervals_sql(&mut s, "m.created_at", msgs);
+            let c_within = ranges_sql(&mut s, "c.created_at", convs);
+            let m_within = ranges_sql(&mut s, "m.created_at", msgs);
             let filters = filter_sql(&mut s, &q.filters);
             parts.push(format!(
                 "SELECT {bucket} AS bucket, {key} AS dkey, {label} AS dlabel, \

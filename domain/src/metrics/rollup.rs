@@ -224,40 +224,25 @@ impl Plan {
         }
         out.push_str(&format!(
             " AND {}",
-            hour_runs_sql(s, &format!("{r}.hour"), &self.rolled)
+            ranges_sql(s, &format!("{r}.hour"), &self.rolled)
         ));
         Some(out)
     }
 }
 
-/// `((col >= a AND col < b) OR …)` over time intervals; false when empty.
-pub(crate) fn intervals_sql(
-    s: &mut Sql,
-    col: &str,
-    intervals: &[(DateTime<Utc>, DateTime<Utc>)],
-) -> String {
-    if intervals.is_empty() {
+/// `((col >= a AND col < b) OR …)` over half-open ranges (time intervals or
+/// runs of hour numbers); false when empty.
+pub(crate) fn ranges_sql<T>(s: &mut Sql, col: &str, ranges: &[(T, T)]) -> String
+where
+    T: Copy + Into<sea_orm::Value>,
+{
+    if ranges.is_empty() {
         return "1 = 0".into();
     }
-    let parts: Vec<String> = intervals
+    let parts: Vec<String> = ranges
         .iter()
-        .map(|(a, b)| {
-            let (a, b) = (s.bind(*a), s.bind(*b));
-            format!("({col} >= {a} AND {col} < {b})")
-        })
-        .collect();
-    format!("({})", parts.join(" OR "))
-}
-
-/// The same over runs of hour numbers.
-pub(crate) fn hour_runs_sql(s: &mut Sql, col: &str, runs: &[(i64, i64)]) -> String {
-    if runs.is_empty() {
-        return "1 = 0".into();
-    }
-    let parts: Vec<String> = runs
-        .iter()
-        .map(|(a, b)| {
-            let (a, b) = (s.bind(*a), s.bind(*b));
+        .map(|&(a, b)| {
+            let (a, b) = (s.bind(a), s.bind(b));
             format!("({col} >= {a} AND {col} < {b})")
         })
         .collect();

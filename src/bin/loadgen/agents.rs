@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::client::{graphql, histogram, percentiles};
+use crate::client::{graphql, histogram, percentiles, record_since};
 use crate::locks::{Params, conversations, editors};
 
 const OPEN: &str = "mutation($id:ID!){ openConversation(id:$id){ id } }";
@@ -43,7 +43,7 @@ pub async fn run(client: reqwest::Client, p: Params) -> anyhow::Result<Value> {
                     let t0 = Instant::now();
                     match graphql(&client, &url, Some(&token), query, json!({"id": id})).await {
                         Ok(_) => {
-                            let _ = hists[step].record((t0.elapsed().as_micros() as u64).max(1));
+                            record_since(&mut hists[step], t0);
                         }
                         Err(e) if e.to_string().contains("RATE_LIMITED") => limited += 1,
                         Err(_) => errors += 1,

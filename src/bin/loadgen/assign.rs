@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::client::{
-    delivery, graphql, histogram, login, next_json, percentiles, pong, post_delivery, subscribe,
+    delivery, graphql, histogram, login, next_json, percentiles, pong, post_delivery, record_since,
+    subscribe,
 };
 
 pub struct Params {
@@ -120,7 +121,7 @@ pub async fn run(client: reqwest::Client, p: Params) -> anyhow::Result<Value> {
                 match contact["waId"].as_str() {
                     Some(wa_id) => {
                         if let Some(t0) = posted.lock().expect("map lock").remove(wa_id) {
-                            let _ = hist.record((t0.elapsed().as_micros() as u64).max(1));
+                            record_since(&mut hist, t0);
                         }
                     }
                     None => event_errors.push(msg["payload"].to_string()),

@@ -1,7 +1,7 @@
 //! What every scenario needs: GraphQL over HTTP, signed deliveries, WebSocket
 //! subscriptions, histograms.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
@@ -17,6 +17,22 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Microsecond histogram up to one minute.
 pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("static histogram bounds")
+}
+
+/// Records the time since `t0` in microseconds (at least 1, the histogram's floor).
+pub fn record_since(hist: &mut Histogram<u64>, t0: Instant) {
+    let _ = hist.record((t0.elapsed().as_micros() as u64).max(1));
+}
+
+/// Waits for workers that each return a histogram and merges them.
+pub async fn merged(
+    workers: impl IntoIterator<Item = tokio::task::JoinHandle<Histogram<u64>>>,
+) -> anyhow::Result<Histogram<u64>> {
+    let mut hist = histogram();
+    for h in futures_util::future::join_all(workers).await {
+        hist.add(h?)?;
+    }
+    Ok(hist)
 }
 
 /// p50 / p90 / p99 / max in milliseconds.

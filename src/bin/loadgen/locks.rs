@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::client::{delivery, graphql, histogram, login, percentiles, post_delivery, unix_micros};
+use crate::client::{
+    delivery, graphql, histogram, login, merged, percentiles, post_delivery, record_since,
+    unix_micros,
+};
 
 pub struct Params {
     pub url: String,
@@ -109,7 +112,7 @@ pub async fn run(client: reqwest::Client, p: Params) -> anyhow::Result<Value> {
                 let vars = json!({"id": ids[c]});
                 let t0 = Instant::now();
                 let result = graphql(&client, &url, Some(&token), OPEN, vars.clone()).await;
-                let _ = hist.record((t0.elapsed().as_micros() as u64).max(1));
+                record_since(&mut hist, t0);
                 match result {
                     Ok(_) => {
                         acquired.fetch_add(1, Ordering::Relaxed);
@@ -136,10 +139,7 @@ pub async fn run(client: reqwest::Client, p: Params) -> anyhow::Result<Value> {
             hist
         })
     });
-    let mut hist = histogram();
-    for h in futures_util::future::join_all(workers).await {
-        hist.add(h?)?;
-    }
+    let hist = merged(workers).await?;
     let elapsed = started.elapsed().as_secs_f64();
     Ok(json!({
         "scenario": "locks",

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::client::{graphql, histogram, percentiles};
+use crate::client::{graphql, histogram, percentiles, record_since};
 
 pub struct Params {
     pub url: String,
@@ -44,7 +44,7 @@ pub async fn run(client: reqwest::Client, p: Params) -> anyhow::Result<Value> {
                 let t0 = Instant::now();
                 match graphql(&client, &url, Some(&token), DASHBOARD, range.clone()).await {
                     Ok(_) => {
-                        let _ = hist.record((t0.elapsed().as_micros() as u64).max(1));
+                        record_since(&mut hist, t0);
                     }
                     Err(_) => errors += 1,
                 }

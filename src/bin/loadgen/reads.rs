@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::client::{histogram, percentiles};
+use crate::client::{histogram, merged, percentiles, record_since};
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Read {
@@ -86,7 +86,7 @@ pub async fn run(client: reqwest::Client, p: Params) -> anyhow::Result<Value> {
                     _ => false,
                 };
                 if ok {
-                    let _ = hist.record((t0.elapsed().as_micros() as u64).max(1));
+                    record_since(&mut hist, t0);
                 } else {
                     errors.fetch_add(1, Ordering::Relaxed);
                 }
@@ -94,10 +94,7 @@ pub async fn run(client: reqwest::Client, p: Params) -> anyhow::Result<Value> {
             hist
         })
     });
-    let mut hist = histogram();
-    for h in futures_util::future::join_all(workers).await {
-        hist.add(h?)?;
-    }
+    let hist = merged(workers).await?;
     let elapsed = started.elapsed().as_secs_f64();
     Ok(json!({
         "scenario": "reads",

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::client::{delivery_of, histogram, mixed_message, percentiles, post_delivery};
+use crate::client::{
+    delivery_of, histogram, merged, mixed_message, percentiles, post_delivery, record_since,
+};
 
 pub struct Params {
     pub url: String,
@@ -48,7 +50,7 @@ pub async fn run(client: reqwest::Client, p: Params) -> anyhow::Result<Value> {
                 let body = delivery_of(&p.phone_number_id, &wa_id, &id, message);
                 let t0 = Instant::now();
                 if post_delivery(&client, &p.url, &p.secret, body).await {
-                    let _ = hist.record((t0.elapsed().as_micros() as u64).max(1));
+                    record_since(&mut hist, t0);
                 } else {
                     errors.fetch_add(1, Ordering::Relaxed);
                 }
@@ -56,10 +58,7 @@ pub async fn run(client: reqwest::Client, p: Params) -> anyhow::Result<Value> {
             hist
         })
     });
-    let mut hist = histogram();
-    for h in futures_util::future::join_all(workers).await {
-        hist.add(h?)?;
-    }
+    let hist = merged(workers).await?;
     let elapsed = started.elapsed().as_secs_f64();
     Ok(json!({
         "scenario": "webhook",
