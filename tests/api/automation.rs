@@ -74,15 +74,29 @@ pub fn new_customer() -> String {
 impl Desk {
     /// Posts one signed delivery with `message` (a Cloud API message object
     /// without `from`, `id` and `timestamp`) from `from`.
-    pub async fn inbound(&self, from: &str, mut message: Value) {
-        message["from"] = json!(from);
-        message["id"] = json!(format!("wamid.{}", uuid::Uuid::new_v4().simple()));
-        message["timestamp"] = json!(self.app.now().timestamp().to_string());
+    pub async fn inbound(&self, from: &str, message: Value) {
+        self.inbound_all(from, vec![message]).await;
+    }
+
+    /// Posts one signed delivery holding all of `messages` from `from`, one
+    /// second apart, the last one sent now.
+    pub async fn inbound_all(&self, from: &str, messages: Vec<Value>) {
+        let first = self.app.now().timestamp() + 1 - messages.len() as i64;
+        let messages: Vec<Value> = messages
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut message)| {
+                message["from"] = json!(from);
+                message["id"] = json!(format!("wamid.{}", uuid::Uuid::new_v4().simple()));
+                message["timestamp"] = json!((first + i as i64).to_string());
+                message
+            })
+            .collect();
         let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": "33100000000", "phone_number_id": self.number},
             "contacts": [{"profile": {"name": "Camille"}, "wa_id": from}],
-            "messages": [message],
+            "messages": messages,
         }}]}]})
         .to_string();
         let sig = api::whatsapp::signature::sign(SECRET.as_bytes(), body.as_bytes());
@@ -535,6 +549,62 @@ async fn three_automated_replies_a_day_then_a_human_takes_over() {
     assert_eq!(
         report["keywordHits"],
         json!([{"keyword": "livraison", "hits": 3}])
+    );
+}
+
+/// Messages ingested together are automated one after the other: the cap,
+/// the handover and the conversation's bookkeeping see the earlier ones.
+#[tokio::test]
+async fn messages_of_one_delivery_are_automated_in_order_under_the_daily_cap() {
+    let d = desk().await;
+    d.rule_id(json!({"name": "Delivery", "triggerMode": "KEYWORD",
+        "keywords": ["livraison"], "variants": ["Livraison en 48 h."]}))
+        .await;
+    let who = new_customer();
+    let text = |t: &str| json!({"type": "text", "text": {"body": t}});
+    d.inbound_all(
+        &who,
+        (0..5).map(|i| text(&format!("livraison {i} ?"))).collect(),
+    )
+    .await;
+    let bot = d.bot_messages(&who).await;
+    assert_eq!(bot.len(), 3, "three replies, then a human");
+    assert!(d.handed_over(&who).await);
+    let conv = d.conversation(&who).await;
+    let inbound = message::Entity::find()
+        .filter(message::Column::ConversationId.eq(conv.id))
+        .filter(message::Column::Direction.eq(entity::Direction::Inbound))
+        .order_by_asc(message::Column::Id)
+        .all(&d.app.domain.db)
+        .await
+        .unwrap();
+    let bodies: Vec<_> = inbound.iter().filter_map(|m| m.body.clone()).collect();
+    assert_eq!(
+        bodies,
+        (0..5)
+            .map(|i| format!("livraison {i} ?"))
+            .collect::<Vec<_>>(),
+        "all five in one conversation, in order"
+    );
+    assert!(
+        bot[0].id > inbound[4].id,
+        "replies come after what they answer"
+    );
+    let last = inbound[4].created_at;
+    assert_eq!(conv.last_message_at, Some(last));
+    assert_eq!(conv.last_inbound_at, Some(last));
+    let contact = d.contact(&who).await;
+    assert_eq!(contact.last_inbound_at, Some(last));
+    assert_eq!(contact.profile_name.as_deref(), Some("Camille"));
+
+    // The next delivery finds the same conversation and keeps the cap.
+    d.inbound_all(&who, vec![text("livraison ?"), text("STOP")])
+        .await;
+    assert_eq!(d.bot_messages(&who).await.len(), 3);
+    assert_eq!(d.conversation(&who).await.id, conv.id);
+    assert_eq!(
+        d.contact(&who).await.consent,
+        entity::ConsentState::OptedOut
     );
 }
 

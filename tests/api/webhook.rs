@@ -474,3 +474,97 @@ async fn a_sender_known_only_by_user_id_gets_a_contact_and_a_conversation() {
     assert_eq!(c.user_id.as_deref(), Some("US.13491208655302741918"));
     assert!(c.wa_id.is_none());
 }
+
+/// Deliveries ingested together are written together: each sender and each
+/// open conversation is read and updated once for all of them, and must end
+/// as if the messages had come one by one.
+#[tokio::test]
+async fn messages_of_several_senders_in_one_delivery_update_each_contact_and_conversation() {
+    let app = app().await;
+    let (known, new) = ("393330000001", "393330000002");
+    app.deliver(&envelope(
+        NUMBER_ID,
+        json!({"contacts": [profile(known, "Old name")], "messages": [text("wamid.K0", known, "ciao", 1_700_000_000)]}),
+    ))
+    .await;
+    let first = conversation::Entity::find()
+        .one(&app.domain.db)
+        .await
+        .unwrap()
+        .unwrap();
+    // Waiting for the customer: their next message opens it again.
+    let mut pending: conversation::ActiveModel = first.clone().into();
+    pending.status = Set(entity::ConversationStatus::Pending);
+    pending.update(&app.domain.db).await.unwrap();
+
+    let (status, _) = app
+        .deliver(&envelope(
+            NUMBER_ID,
+            json!({
+                "contacts": [profile(known, "Giulia"), profile(new, "Marco")],
+                // Out of order: stored by timestamp.
+                "messages": [
+                    text("wamid.K2", known, "ci sei?", 1_700_000_090),
+                    text("wamid.N1", new, "buongiorno", 1_700_000_050),
+                    text("wamid.K1", known, "il mio ordine", 1_700_000_060),
+                    text("wamid.N2", new, "ordine 42", 1_700_000_070),
+                ],
+            }),
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let at = |s: i64| chrono::DateTime::from_timestamp(s, 0).unwrap();
+    let contact_of = |wa: &'static str| {
+        let db = app.domain.db.clone();
+        async move {
+            contact::Entity::find()
+                .filter(contact::Column::WaId.eq(wa))
+                .one(&db)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let k = contact_of(known).await;
+    assert_eq!(k.profile_name.as_deref(), Some("Giulia"));
+    assert_eq!(k.last_inbound_at, Some(at(1_700_000_090)));
+    let n = contact_of(new).await;
+    assert_eq!(n.last_inbound_at, Some(at(1_700_000_070)));
+
+    let conversations = conversation::Entity::find()
+        .all(&app.domain.db)
+        .await
+        .unwrap();
+    assert_eq!(conversations.len(), 2, "one per customer");
+    let of = |contact_id: i64| {
+        conversations
+            .iter()
+            .find(|c| c.contact_id == contact_id)
+            .unwrap()
+    };
+    let reopened = of(k.id);
+    assert_eq!(reopened.id, first.id);
+    assert_eq!(reopened.status, entity::ConversationStatus::Open);
+    assert_eq!(reopened.last_message_at, Some(at(1_700_000_090)));
+    let opened = of(n.id);
+    assert_eq!(opened.last_message_at, Some(at(1_700_000_070)));
+    assert_eq!(opened.last_inbound_at, Some(at(1_700_000_070)));
+
+    let bodies = |conversation_id: i64| {
+        let db = app.domain.db.clone();
+        async move {
+            message::Entity::find()
+                .filter(message::Column::ConversationId.eq(conversation_id))
+                .all(&db)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.id, m.body.unwrap_or_default()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into_values()
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(bodies(first.id).await, ["ciao", "il mio ordine", "ci sei?"]);
+    assert_eq!(bodies(opened.id).await, ["buongiorno", "ordine 42"]);
+}

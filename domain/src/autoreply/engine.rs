@@ -7,7 +7,7 @@
 //! the message is stored: survey answers, lead-flow steps, the handover to a
 //! human, then at most one auto-reply, queued in the outbox.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{
@@ -50,6 +50,73 @@ impl Automated {
     fn merge(&mut self, other: Automated) {
         self.events.extend(other.events);
         self.queued |= other.queued;
+    }
+}
+
+/// An inbound message stored by ingest, for automation.
+pub struct Inbound<'a> {
+    pub contact: &'a contact::Model,
+    pub conversation: &'a conversation::Model,
+    pub message: &'a message::Model,
+    /// The message opened the conversation.
+    pub created: bool,
+}
+
+/// The automation history a batch needs, read once for all its messages and
+/// kept current as they are automated.
+#[derive(Debug, Default, Clone)]
+pub struct History {
+    /// Conversations handed over to a human: no more auto-replies.
+    handed_over: HashSet<i64>,
+    /// Auto-replies per contact in the last 24 hours.
+    replies_today: HashMap<i64, u64>,
+}
+
+impl History {
+    pub async fn load(
+        db: &impl ConnectionTrait,
+        inbound: &[Inbound<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<Self> {
+        if inbound.is_empty() {
+            return Ok(Self::default());
+        }
+        let conversations: HashSet<i64> = inbound.iter().map(|i| i.conversation.id).collect();
+        let contacts: HashSet<i64> = inbound.iter().map(|i| i.contact.id).collect();
+        let handed_over: Vec<i64> = automation_hit::Entity::find()
+            .select_only()
+            .column(automation_hit::Column::ConversationId)
+            .distinct()
+            .filter(automation_hit::Column::Kind.eq(HIT_HANDOVER))
+            .filter(automation_hit::Column::ConversationId.is_in(conversations))
+            .into_tuple()
+            .all(db)
+            .await?;
+        let replies: Vec<(i64, i64)> = automation_hit::Entity::find()
+            .select_only()
+            .column(automation_hit::Column::ContactId)
+            .column_as(
+                sea_orm::sea_query::ExprTrait::count(Expr::col(automation_hit::Column::Id)),
+                "replies",
+            )
+            .filter(automation_hit::Column::Kind.eq(HIT_REPLY))
+            .filter(automation_hit::Column::CreatedAt.gt(now - Duration::hours(24)))
+            .filter(automation_hit::Column::ContactId.is_in(contacts))
+            .group_by(automation_hit::Column::ContactId)
+            .into_tuple()
+            .all(db)
+            .await?;
+        Ok(Self {
+            handed_over: handed_over.into_iter().collect(),
+            replies_today: replies
+                .into_iter()
+                .map(|(contact, n)| (contact, n.max(0) as u64))
+                .collect(),
+        })
+    }
+
+    fn replies_today(&self, contact_id: i64) -> u64 {
+        self.replies_today.get(&contact_id).copied().unwrap_or(0)
     }
 }
 
@@ -140,51 +207,140 @@ impl Domain {
         Ok(row.update(txn).await?)
     }
 
-    /// Automation for one stored inbound message. Never fails the ingest:
-    /// its work sits in a savepoint that is rolled back on error.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn automate_inbound(
+    /// Automation for a batch's stored inbound messages, in order. Never
+    /// fails the ingest: all of it runs in one savepoint and, when one
+    /// message's automation fails, again with one savepoint per message, so
+    /// that a failure only undoes its own message's automation.
+    pub(crate) async fn automate_batch(
         &self,
         txn: &DatabaseTransaction,
         reference: &Reference,
-        contact: &contact::Model,
-        conversation: &conversation::Model,
-        inbound: &message::Model,
-        created: bool,
+        inbound: &[Inbound<'_>],
+        history: History,
         now: DateTime<Utc>,
-    ) -> Automated {
-        let savepoint = match txn.begin().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "automation skipped");
-                return Automated::default();
+    ) -> Vec<Automated> {
+        match txn.begin().await {
+            Ok(savepoint) => {
+                let mut all = Vec::with_capacity(inbound.len());
+                let mut h = history.clone();
+                let mut failed = None;
+                for (i, one) in inbound.iter().enumerate() {
+                    match self
+                        .automate_one(&savepoint, reference, inbound, i, &mut h, now)
+                        .await
+                    {
+                        Ok(done) => all.push(done),
+                        Err(e) => {
+                            failed = Some((e, one.conversation.id));
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    None => match savepoint.commit().await {
+                        Ok(()) => return all,
+                        Err(e) => tracing::warn!(error = %e, "automation not saved"),
+                    },
+                    Some((e, conversation_id)) => {
+                        tracing::warn!(error = %e, conversation_id, "automation failed; retrying message by message");
+                        let _ = savepoint.rollback().await;
+                    }
+                }
             }
-        };
+            Err(e) => tracing::warn!(error = %e, "automation savepoint not opened"),
+        }
+        let mut h = history;
+        let mut all = Vec::with_capacity(inbound.len());
+        for (i, one) in inbound.iter().enumerate() {
+            all.push(
+                self.automate_alone(txn, reference, inbound, i, &mut h, now)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, conversation_id = one.conversation.id, "automation failed");
+                        Automated::default()
+                    }),
+            );
+        }
+        all
+    }
+
+    /// The automation of `inbound[i]` in a savepoint of its own.
+    async fn automate_alone(
+        &self,
+        txn: &DatabaseTransaction,
+        reference: &Reference,
+        inbound: &[Inbound<'_>],
+        i: usize,
+        history: &mut History,
+        now: DateTime<Utc>,
+    ) -> Result<Automated> {
+        let savepoint = txn.begin().await?;
+        let before = history.clone();
         match self
-            .automate(
-                &savepoint,
-                reference,
-                contact,
-                conversation,
-                inbound,
-                created,
-                now,
-            )
+            .automate_one(&savepoint, reference, inbound, i, history, now)
             .await
         {
-            Ok(done) => match savepoint.commit().await {
-                Ok(()) => done,
-                Err(e) => {
-                    tracing::warn!(error = %e, "automation not saved");
-                    Automated::default()
-                }
-            },
+            Ok(done) => {
+                savepoint.commit().await?;
+                Ok(done)
+            }
             Err(e) => {
-                tracing::warn!(error = %e, conversation_id = conversation.id, "automation failed");
+                *history = before;
                 let _ = savepoint.rollback().await;
-                Automated::default()
+                Err(e)
             }
         }
+    }
+
+    /// The automation of `inbound[i]`. A conversation automated earlier in
+    /// the batch may have changed (a flow answered, an assignment): its rows
+    /// are read again.
+    async fn automate_one(
+        &self,
+        txn: &DatabaseTransaction,
+        reference: &Reference,
+        inbound: &[Inbound<'_>],
+        i: usize,
+        history: &mut History,
+        now: DateTime<Utc>,
+    ) -> Result<Automated> {
+        let one = &inbound[i];
+        let repeated = inbound[..i]
+            .iter()
+            .any(|o| o.conversation.id == one.conversation.id || o.contact.id == one.contact.id);
+        if !repeated {
+            return self
+                .automate(
+                    txn,
+                    reference,
+                    one.contact,
+                    one.conversation,
+                    one.message,
+                    one.created,
+                    history,
+                    now,
+                )
+                .await;
+        }
+        let (Some(contact), Some(conversation)) = (
+            contact::Entity::find_by_id(one.contact.id).one(txn).await?,
+            conversation::Entity::find_by_id(one.conversation.id)
+                .one(txn)
+                .await?,
+        ) else {
+            return Ok(Automated::default());
+        };
+        self.automate(
+            txn,
+            reference,
+            &contact,
+            &conversation,
+            one.message,
+            one.created,
+            history,
+            now,
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -196,6 +352,7 @@ impl Domain {
         conversation: &conversation::Model,
         inbound: &message::Model,
         created: bool,
+        history: &mut History,
         now: DateTime<Utc>,
     ) -> Result<Automated> {
         let text = inbound.body.as_deref().unwrap_or_default();
@@ -224,14 +381,12 @@ impl Domain {
         {
             return Ok(done);
         }
-        if conversation.assignee_id.is_some()
-            || (!created && handed_over(txn, conversation.id).await?)
-        {
+        if conversation.assignee_id.is_some() || history.handed_over.contains(&conversation.id) {
             return Ok(done);
         }
         let words = Words::of(text);
         if chosen.as_deref() == Some(AGENT_BUTTON_ID) || keywords::asks_for_human(&words) {
-            done.merge(handover(txn, conversation, now).await?);
+            done.merge(handover(txn, conversation, history, now).await?);
             return Ok(done);
         }
         if self
@@ -248,14 +403,9 @@ impl Domain {
         {
             return Ok(done);
         }
-        let sent_today = automation_hit::Entity::find()
-            .filter(automation_hit::Column::ContactId.eq(contact.id))
-            .filter(automation_hit::Column::Kind.eq(HIT_REPLY))
-            .filter(automation_hit::Column::CreatedAt.gt(now - Duration::hours(24)))
-            .count(txn)
-            .await?;
+        let sent_today = history.replies_today(contact.id);
         if sent_today >= MAX_AUTOMATED_PER_DAY {
-            done.merge(handover(txn, conversation, now).await?);
+            done.merge(handover(txn, conversation, history, now).await?);
             return Ok(done);
         }
         let Some((rule, keyword)) = self
@@ -308,6 +458,7 @@ impl Domain {
         }
         .insert(txn)
         .await?;
+        *history.replies_today.entry(contact.id).or_default() += 1;
         done.events.push(event);
         done.queued = true;
         Ok(done)
@@ -547,22 +698,15 @@ pub fn reply_content(
     .parse()
 }
 
-async fn handed_over(db: &impl ConnectionTrait, conversation_id: i64) -> Result<bool> {
-    Ok(automation_hit::Entity::find()
-        .filter(automation_hit::Column::ConversationId.eq(conversation_id))
-        .filter(automation_hit::Column::Kind.eq(HIT_HANDOVER))
-        .count(db)
-        .await?
-        > 0)
-}
-
 /// The conversation leaves the bot: no more auto-replies, it waits for a human
 /// in its queue (it is already there, unassigned).
 async fn handover(
     db: &impl ConnectionTrait,
     conversation: &conversation::Model,
+    history: &mut History,
     now: DateTime<Utc>,
 ) -> Result<Automated> {
+    history.handed_over.insert(conversation.id);
     automation_hit::ActiveModel {
         conversation_id: Set(conversation.id),
         contact_id: Set(conversation.contact_id),

@@ -11,20 +11,23 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::{
-    ConsentState, ConversationStatus, DeliveryStatus, Direction, MessageType, Priority, SenderKind,
-    channel, contact, conversation, message,
+    ConversationStatus, DeliveryStatus, Direction, MessageType, channel, conversation, message,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QuerySelect, Set, TransactionTrait,
+    ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    TransactionTrait,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
+
+mod store;
+
+use store::Item;
 
 use crate::events::{EventPayload, QueueChange, Scope};
 use crate::reference::Reference;
-use crate::{Domain, DomainError, Result, consent};
+use crate::{Domain, DomainError, Result};
 
 /// One POST from the Cloud API, already parsed by the api layer.
 #[derive(Debug, Clone, Default)]
@@ -131,190 +134,43 @@ impl Domain {
         let mut seen = existing_message_ids(&txn, deliveries).await?;
         let mut pending = Pending::default();
         let reference = Reference::default();
-        let mut reports = Vec::with_capacity(deliveries.len());
-        for delivery in deliveries {
-            let mut report = IngestReport::default();
+        let mut reports = vec![IngestReport::default(); deliveries.len()];
+        let mut items = Vec::new();
+        let mut statuses = Vec::new();
+        for (i, delivery) in deliveries.iter().enumerate() {
             for change in &delivery.changes {
                 let Some(channel) = channels.get(&change.phone_number_id) else {
                     tracing::warn!(phone_number_id = %change.phone_number_id, "delivery for an unknown business number");
-                    report.unknown_channel_changes += 1;
+                    reports[i].unknown_channel_changes += 1;
                     continue;
                 };
                 let mut messages: Vec<&InboundMessage> = change.messages.iter().collect();
                 // Meta does not guarantee order: store by WhatsApp timestamp.
                 messages.sort_by_key(|m| m.timestamp);
                 for m in messages {
-                    if !seen.insert(m.wa_message_id.clone()) {
-                        report.duplicates += 1;
-                        continue;
+                    if seen.insert(m.wa_message_id.clone()) {
+                        items.push(Item {
+                            delivery: i,
+                            channel,
+                            m,
+                        });
+                    } else {
+                        reports[i].duplicates += 1;
                     }
-                    self.store_message(
-                        &txn,
-                        &reference,
-                        channel,
-                        m,
-                        now,
-                        &mut report,
-                        &mut pending,
-                    )
-                    .await?;
                 }
-                for s in &change.statuses {
-                    self.apply_status(&txn, s, &mut report, &mut pending)
-                        .await?;
-                }
+                statuses.extend(change.statuses.iter().map(|s| (i, s)));
             }
-            reports.push(report);
+        }
+        self.store_messages(&txn, &reference, &items, now, &mut reports, &mut pending)
+            .await?;
+        for (i, s) in statuses {
+            self.apply_status(&txn, s, &mut reports[i], &mut pending)
+                .await?;
         }
         self.enqueue_webhooks_in(&txn, &pending.events).await?;
         txn.commit().await?;
         self.publish_pending(pending).await;
         Ok(reports)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn store_message(
-        &self,
-        txn: &DatabaseTransaction,
-        reference: &Reference,
-        channel: &channel::Model,
-        m: &InboundMessage,
-        now: DateTime<Utc>,
-        report: &mut IngestReport,
-        pending: &mut Pending,
-    ) -> Result<()> {
-        let Some(contact) = self.find_or_create_contact(txn, m, now).await? else {
-            tracing::warn!(wa_message_id = %m.wa_message_id, "inbound message without a sender id");
-            report.unattributable += 1;
-            return Ok(());
-        };
-        // Automation: a survey answer stays on its resolved conversation.
-        let answered = self
-            .survey_conversation(txn, channel.id, &contact, m, now)
-            .await?;
-        let (conversation, created) = match answered {
-            Some(c) => (c, false),
-            None => find_or_create_conversation(txn, channel, &contact, m, now).await?,
-        };
-        // Automation: department, topic and language before routing sees it.
-        let conversation = self
-            .classify_inbound(txn, reference, conversation, m.body.as_deref())
-            .await?;
-        // SLA (domain::sla): start the clocks of a new conversation (after
-        // classification: the policy depends on department and priority),
-        // resume paused ones.
-        let rules = reference.sla(txn).await?;
-        let conversation =
-            crate::sla::clock::on_inbound(txn, rules, conversation, created, now).await?;
-        let stored = message::ActiveModel {
-            conversation_id: Set(conversation.id),
-            channel_id: Set(channel.id),
-            direction: Set(Direction::Inbound),
-            sender_kind: Set(SenderKind::Customer),
-            message_type: Set(m.message_type),
-            body: Set(m.body.clone()),
-            media: Set(m.media.clone()),
-            payload: Set(Some(m.payload.clone())),
-            wa_message_id: Set(Some(m.wa_message_id.clone())),
-            context_wa_id: Set(m.context_wa_id.clone()),
-            status: Set(DeliveryStatus::Received),
-            created_at: Set(m.timestamp),
-            ..Default::default()
-        }
-        .insert(txn)
-        .await?;
-        report.messages_stored += 1;
-        if created {
-            report.conversations_created += 1;
-            pending
-                .new_queue_entries
-                .push((conversation.department_id, conversation.id));
-            pending.events.push(EventPayload::ConversationUpdated {
-                scope: Scope::from(&conversation),
-                status: conversation.status,
-                priority: conversation.priority,
-                change: "created".into(),
-            });
-        }
-        pending.events.push(EventPayload::MessageAdded {
-            scope: Scope::from(&conversation),
-            message_id: stored.id,
-            direction: Direction::Inbound,
-            status: DeliveryStatus::Received,
-        });
-        if m.message_type == MessageType::Text
-            && let Some(state) = m.body.as_deref().and_then(consent::requested)
-        {
-            set_consent(txn, &contact, state, now).await?;
-        }
-        // Automation: auto-replies, handover, lead flows, survey answers.
-        let automated = self
-            .automate_inbound(
-                txn,
-                reference,
-                &contact,
-                &conversation,
-                &stored,
-                created,
-                now,
-            )
-            .await;
-        pending.events.extend(automated.events);
-        pending.outbox_queued |= automated.queued;
-        Ok(())
-    }
-
-    async fn find_or_create_contact(
-        &self,
-        txn: &DatabaseTransaction,
-        m: &InboundMessage,
-        now: DateTime<Utc>,
-    ) -> Result<Option<contact::Model>> {
-        let query = match (&m.from_wa_id, &m.from_user_id) {
-            (Some(wa), _) => contact::Entity::find().filter(contact::Column::WaId.eq(wa.as_str())),
-            (None, Some(user)) => {
-                contact::Entity::find().filter(contact::Column::UserId.eq(user.as_str()))
-            }
-            (None, None) => return Ok(None),
-        };
-        let Some(existing) = query.one(txn).await? else {
-            let created = contact::ActiveModel {
-                wa_id: Set(m.from_wa_id.clone()),
-                user_id: Set(m.from_user_id.clone()),
-                phone: Set(m.from_wa_id.as_ref().map(|wa| format!("+{wa}"))),
-                profile_name: Set(m.profile_name.clone()),
-                priority: Set(Priority::Normal),
-                is_vip: Set(false),
-                consent: Set(ConsentState::Unknown),
-                fields: Set(json!({})),
-                last_inbound_at: Set(Some(m.timestamp)),
-                created_at: Set(now),
-                updated_at: Set(now),
-                ..Default::default()
-            }
-            .insert(txn)
-            .await?;
-            return Ok(Some(created));
-        };
-        // Keep the profile name and the last inbound time current.
-        let newer = existing.last_inbound_at.is_none_or(|t| t < m.timestamp);
-        let renamed = m.profile_name.is_some() && m.profile_name != existing.profile_name;
-        let learned_user = existing.user_id.is_none() && m.from_user_id.is_some();
-        if !(newer || renamed || learned_user) {
-            return Ok(Some(existing));
-        }
-        let mut row: contact::ActiveModel = existing.clone().into();
-        if newer {
-            row.last_inbound_at = Set(Some(m.timestamp));
-        }
-        if renamed {
-            row.profile_name = Set(m.profile_name.clone());
-        }
-        if learned_user {
-            row.user_id = Set(m.from_user_id.clone());
-        }
-        row.updated_at = Set(now);
-        Ok(Some(row.update(txn).await?))
     }
 
     async fn apply_status(
@@ -452,91 +308,6 @@ async fn existing_message_ids(
         .all(txn)
         .await?;
     Ok(rows.into_iter().flatten().collect())
-}
-
-/// The contact's open (or pending) conversation on this channel, or a new
-/// one in the queue: no inbound message is ever left without a conversation.
-async fn find_or_create_conversation(
-    txn: &DatabaseTransaction,
-    channel: &channel::Model,
-    contact: &contact::Model,
-    m: &InboundMessage,
-    now: DateTime<Utc>,
-) -> Result<(conversation::Model, bool)> {
-    let open = conversation::Entity::find()
-        .filter(conversation::Column::ContactId.eq(contact.id))
-        .filter(conversation::Column::ChannelId.eq(channel.id))
-        .filter(
-            conversation::Column::Status
-                .is_in([ConversationStatus::Open, ConversationStatus::Pending]),
-        )
-        .one(txn)
-        .await?;
-    if let Some(existing) = open {
-        let mut row: conversation::ActiveModel = existing.clone().into();
-        if existing.status == ConversationStatus::Pending {
-            // The customer answered: the ball is back in our court.
-            row.status = Set(ConversationStatus::Open);
-        }
-        if existing.last_message_at.is_none_or(|t| t < m.timestamp) {
-            row.last_message_at = Set(Some(m.timestamp));
-        }
-        if existing.last_inbound_at.is_none_or(|t| t < m.timestamp) {
-            row.last_inbound_at = Set(Some(m.timestamp));
-        }
-        row.updated_at = Set(now);
-        return Ok((row.update(txn).await?, false));
-    }
-    let priority = if contact.is_vip {
-        contact.priority.max(Priority::High)
-    } else {
-        contact.priority
-    };
-    let created = conversation::ActiveModel {
-        channel_id: Set(channel.id),
-        contact_id: Set(contact.id),
-        status: Set(ConversationStatus::Open),
-        priority: Set(priority),
-        language: Set(contact.language.clone()),
-        escalation_level: Set(0),
-        transfer_count: Set(0),
-        reopen_count: Set(0),
-        queued_at: Set(Some(now)),
-        last_message_at: Set(Some(m.timestamp)),
-        last_inbound_at: Set(Some(m.timestamp)),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    }
-    .insert(txn)
-    .await?;
-    Ok((created, true))
-}
-
-async fn set_consent(
-    txn: &DatabaseTransaction,
-    contact: &contact::Model,
-    state: ConsentState,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    if contact.consent == state {
-        return Ok(());
-    }
-    contact::Entity::update_many()
-        .col_expr(contact::Column::Consent, Expr::value(state))
-        .col_expr(contact::Column::ConsentChangedAt, Expr::value(now))
-        .filter(contact::Column::Id.eq(contact.id))
-        .exec(txn)
-        .await?;
-    crate::audit::record(
-        txn,
-        &crate::Actor::webhook(),
-        now,
-        crate::audit::Change::new("contact.consent", "contact", contact.id)
-            .before(&json!({"consent": contact.consent}))
-            .after(&json!({"consent": state})),
-    )
-    .await
 }
 
 type Job = (InboundDelivery, oneshot::Sender<Result<IngestReport>>);
