@@ -48,6 +48,9 @@ enum Command {
         #[arg(long, env = "HELPDESK_NEW_USER_PASSWORD", hide_env_values = true)]
         password: String,
     },
+    /// Roll up the metrics of every completed hour now (after an upgrade or
+    /// a bulk import) instead of leaving it to the servers' workers.
+    Rollup,
     /// Fill the database with a realistic demo desk.
     Demo {
         /// How many conversations to generate.
@@ -129,6 +132,25 @@ pub async fn run() -> anyhow::Result<()> {
             }
             let summary = crate::demo::run(&domain, conversations).await?;
             println!("{summary}");
+        }
+        Command::Rollup => {
+            let (domain, _) =
+                open_domain(&config, Arc::new(SystemClock), Arc::new(NoEvents)).await?;
+            let started = std::time::Instant::now();
+            let mut hours = 0;
+            loop {
+                let n = domain
+                    .refresh_metrics_rollups(24 * 7, crate::workers::ROLLUP_SETTLE)
+                    .await?;
+                if n == 0 {
+                    break;
+                }
+                hours += n;
+            }
+            println!(
+                "rolled up {hours} hours in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
         }
         Command::PrintSchema => {}
     }

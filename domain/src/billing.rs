@@ -14,13 +14,14 @@
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use entity::{billing_ledger, channel, conversation, message};
-use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    PaginatorTrait, QueryFilter, Set,
 };
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::rollup::{Plan, ranges_sql};
+use crate::metrics::sql::{Sql, count, count_if, get};
 use crate::{Actor, Capability, Domain, DomainError, Result};
 
 pub const MICROS_PER_USD: f64 = 1_000_000.0;
@@ -196,19 +197,30 @@ pub struct BillingReport {
     pub periods: Vec<BillingPeriod>,
 }
 
-#[derive(Debug, FromQueryResult)]
-struct PeriodRow {
-    period: String,
-    messages: i64,
-    free: i64,
-    base_micros: i64,
-    surcharge_micros: i64,
-    total_micros: i64,
-}
+/// The ledger's counters, in the column order of `metrics_rollup_cost`.
+pub(crate) const LEDGER_SUMS: [&str; 5] = [
+    "messages",
+    "free",
+    "base_micros",
+    "surcharge_micros",
+    "total_micros",
+];
 
-/// `SUM` as a BIGINT that is 0 on no rows (PostgreSQL sums bigints as numeric).
-fn sum(e: Expr) -> Expr {
-    Func::coalesce([Expr::from(Func::sum(e)), Expr::val(0i64)]).cast_as("BIGINT")
+/// The counters of the ledger rows of alias `b`, aliased by their
+/// [`LEDGER_SUMS`] names.
+pub(crate) fn ledger_sums() -> String {
+    [
+        "CAST(COUNT(*) AS BIGINT)".to_string(),
+        count_if("b.free"),
+        "CAST(COALESCE(SUM(b.base_micros), 0) AS BIGINT)".to_string(),
+        "CAST(COALESCE(SUM(b.surcharge_micros), 0) AS BIGINT)".to_string(),
+        "CAST(COALESCE(SUM(b.total_micros), 0) AS BIGINT)".to_string(),
+    ]
+    .iter()
+    .zip(LEDGER_SUMS)
+    .map(|(e, n)| format!("{e} AS {n}"))
+    .collect::<Vec<_>>()
+    .join(", ")
 }
 
 fn period_start(period: &str) -> Option<DateTime<Utc>> {
@@ -220,7 +232,9 @@ fn period_start(period: &str) -> Option<DateTime<Utc>> {
 }
 
 impl Domain {
-    /// Message cost per day or month, computed by the database.
+    /// Message cost per day or month, computed by the database: the hours
+    /// rolled up in `metrics_rollup_cost` (when no conversation is named)
+    /// from there, the rest from the ledger.
     pub async fn billing(&self, actor: &Actor, f: BillingFilter) -> Result<BillingReport> {
         actor.require(Capability::ReadMetrics)?;
         if f.from >= f.to {
@@ -229,74 +243,95 @@ impl Domain {
         if f.to - f.from > chrono::Duration::days(3660) {
             return Err(DomainError::invalid("from", "at most ten years at once"));
         }
-        let period = match f.granularity {
-            Granularity::Month => Expr::col(billing_ledger::Column::Period),
-            // Timestamps are UTC: ISO text on SQLite, timestamptz on PostgreSQL.
-            Granularity::Day => match self.db.get_database_backend() {
-                DbBackend::Postgres => {
-                    Expr::cust("to_char(\"created_at\" AT TIME ZONE 'UTC', 'YYYY-MM-DD')")
-                }
-                _ => Expr::cust("substr(\"created_at\", 1, 10)"),
-            },
+        let backend = self.db.get_database_backend();
+        // Rollups hold every channel and no conversation filter.
+        let plan = if f.conversation_id.is_none() {
+            self.hours_plan(f.from, f.to, ("", None)).await?
+        } else {
+            Plan::all_live(f.from, f.to)
         };
-        let mut q = billing_ledger::Entity::find()
-            .select_only()
-            .expr_as(period.clone(), "period")
-            .expr_as(
-                Func::count(Expr::col(billing_ledger::Column::Id)),
-                "messages",
-            )
-            .expr_as(
-                sum(Expr::case(billing_ledger::Column::Free.eq(true), 1i64)
-                    .finally(0i64)
-                    .into()),
-                "free",
-            )
-            .expr_as(
-                sum(Expr::col(billing_ledger::Column::BaseMicros)),
-                "base_micros",
-            )
-            .expr_as(
-                sum(Expr::col(billing_ledger::Column::SurchargeMicros)),
-                "surcharge_micros",
-            )
-            .expr_as(
-                sum(Expr::col(billing_ledger::Column::TotalMicros)),
-                "total_micros",
-            )
-            .filter(billing_ledger::Column::CreatedAt.gte(f.from))
-            .filter(billing_ledger::Column::CreatedAt.lt(f.to));
-        if let Some(id) = f.channel_id {
-            q = q.filter(billing_ledger::Column::ChannelId.eq(id));
+        let mut s = Sql::new(backend);
+        let mut parts = vec![];
+        if !plan.live.is_empty() {
+            // Timestamps are UTC: ISO text on SQLite, timestamptz on PostgreSQL.
+            let period = match (f.granularity, backend) {
+                (Granularity::Month, _) => "b.period".to_string(),
+                (Granularity::Day, DbBackend::Postgres) => {
+                    "to_char(b.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')".to_string()
+                }
+                (Granularity::Day, _) => "substr(b.created_at, 1, 10)".to_string(),
+            };
+            let within = ranges_sql(&mut s, "b.created_at", &plan.live);
+            let mut filters = String::new();
+            if let Some(id) = f.channel_id {
+                filters.push_str(&format!(" AND b.channel_id = {}", s.bind(id)));
+            }
+            if let Some(id) = f.conversation_id {
+                filters.push_str(&format!(" AND b.conversation_id = {}", s.bind(id)));
+            }
+            parts.push(format!(
+                "SELECT {period} AS period, {sums} FROM billing_ledger b \
+                 WHERE {within}{filters} GROUP BY 1",
+                sums = ledger_sums(),
+            ));
         }
-        if let Some(id) = f.conversation_id {
-            q = q.filter(billing_ledger::Column::ConversationId.eq(id));
+        if plan.dim.is_some() && !plan.rolled.is_empty() {
+            let period = match (f.granularity, backend) {
+                (Granularity::Month, _) => "r.period".to_string(),
+                (Granularity::Day, DbBackend::Postgres) => {
+                    "to_char(to_timestamp(r.hour * 3600) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+                        .to_string()
+                }
+                (Granularity::Day, _) => "strftime('%Y-%m-%d', r.hour * 3600, 'unixepoch')".into(),
+            };
+            let runs = ranges_sql(&mut s, "r.hour", &plan.rolled);
+            let channel = match f.channel_id {
+                Some(id) => format!(" AND r.channel_id = {}", s.bind(id)),
+                None => String::new(),
+            };
+            let sums: Vec<String> = LEDGER_SUMS
+                .iter()
+                .map(|c| format!("CAST(SUM(r.{c}) AS BIGINT) AS {c}"))
+                .collect();
+            parts.push(format!(
+                "SELECT {period} AS period, {} FROM metrics_rollup_cost r \
+                 WHERE {runs}{channel} GROUP BY 1",
+                sums.join(", ")
+            ));
         }
-        let rows = q
-            .group_by(period.clone())
-            .order_by_asc(period)
-            .into_model::<PeriodRow>()
-            .all(&self.db)
-            .await?;
+        let rows = if parts.is_empty() {
+            vec![]
+        } else {
+            let sums: Vec<String> = LEDGER_SUMS
+                .iter()
+                .map(|c| format!("CAST(SUM({c}) AS BIGINT) AS {c}"))
+                .collect();
+            let sql = format!(
+                "SELECT period, {} FROM ({}) u GROUP BY period ORDER BY period",
+                sums.join(", "),
+                parts.join(" UNION ALL ")
+            );
+            s.all(&self.db, &sql).await?
+        };
         let mut totals = BillingTotals::default();
         let mut periods = Vec::with_capacity(rows.len());
-        for r in rows {
+        for row in rows {
             let t = BillingTotals {
-                messages: r.messages,
-                free: r.free,
-                base_micros: r.base_micros,
-                surcharge_micros: r.surcharge_micros,
-                total_micros: r.total_micros,
+                messages: count(&row, "messages")?,
+                free: count(&row, "free")?,
+                base_micros: count(&row, "base_micros")?,
+                surcharge_micros: count(&row, "surcharge_micros")?,
+                total_micros: count(&row, "total_micros")?,
             };
+            let period: String = get(&row, "period")?;
             totals.add(&t);
-            let start = period_start(&r.period).ok_or_else(|| {
+            let start = period_start(&period).ok_or_else(|| {
                 DomainError::internal(std::io::Error::other(format!(
-                    "unexpected ledger period {}",
-                    r.period
+                    "unexpected ledger period {period}"
                 )))
             })?;
             periods.push(BillingPeriod {
-                period: r.period,
+                period,
                 start,
                 totals: t,
             });

@@ -69,7 +69,7 @@ const TABLES: [(&str, &[&str], &[&str]); 5] = [
 
 /// Conversation columns a metric reads: an update of any other column
 /// (locks, status timestamps of messages…) leaves the rollups valid.
-const CONVERSATION_COLUMNS: [&str; 16] = [
+pub(crate) const CONVERSATION_COLUMNS: [&str; 16] = [
     "created_at",
     "channel_id",
     "department_id",
@@ -98,7 +98,7 @@ const MESSAGE_COLUMNS: [&str; 6] = [
 /// Tables whose rows belong to a conversation and feed a metric.
 const BY_CONVERSATION: [&str; 3] = ["sla_events", "assignments", "conversation_tags"];
 
-fn changed(cols: &[&str], backend: DbBackend) -> String {
+pub(crate) fn changed(cols: &[&str], backend: DbBackend) -> String {
     let op = match backend {
         DbBackend::Postgres => "IS DISTINCT FROM",
         _ => "IS NOT",
@@ -188,7 +188,7 @@ fn postgres_up() -> Vec<String> {
 }
 
 /// One SQLite statement marking the hour of the timestamp expression `ts`.
-fn sqlite_mark(ts: &str) -> String {
+pub(crate) fn sqlite_mark(ts: &str) -> String {
     format!(
         "INSERT INTO metrics_rollup_dirty (hour, marked_at) \
          SELECT x.h, x.t FROM (SELECT CAST(strftime('%s', {ts}) AS INTEGER) / 3600 AS h, \

@@ -19,7 +19,7 @@ use sea_orm::{
 use serde_json::json;
 
 /// Every table of the data model.
-const TABLES: [&str; 38] = [
+const TABLES: [&str; 42] = [
     "users",
     "departments",
     "department_members",
@@ -56,6 +56,10 @@ const TABLES: [&str; 38] = [
     "metrics_rollup",
     "metrics_rollup_frt",
     "metrics_rollup_volume",
+    "metrics_rollup_wait",
+    "metrics_rollup_repeat",
+    "metrics_rollup_cost",
+    "metrics_rollup_busy",
     "metrics_rollup_handlers",
     "metrics_rollup_chars",
 ];

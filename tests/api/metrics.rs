@@ -59,6 +59,7 @@ type Msg = (usize, i64, Direction, SenderKind, Option<i64>, &'static str);
 
 pub(crate) struct Data {
     pub a: i64,
+    pub channel: i64,
     pub b: i64,
     pub ids: Vec<i64>,
     pub vip: i64,
@@ -438,6 +439,7 @@ pub(crate) async fn seed(app: &TestApp) -> Data {
     }
     Data {
         a,
+        channel,
         b,
         ids,
         vip,

@@ -13,8 +13,8 @@ use api::workers::spawn_rollups;
 use chrono::{DateTime, Duration, Utc};
 use domain::metrics::{Granularity, MetricsFilter, MetricsQuery};
 use entity::{
-    DeliveryStatus, Direction, MessageType, SenderKind, SlaKind, SlaLevel, conversation, message,
-    sla_event,
+    ConversationStatus, DeliveryStatus, Direction, MessageType, Priority, SenderKind, SlaKind,
+    SlaLevel, billing_ledger, conversation, message, sla_event,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -110,7 +110,87 @@ fn battery(d: &Data) -> Vec<(Value, String)> {
              agent {{ {AGENT_FIELDS} }} }} resolvedSpread resolutionRateSpread responseSpreadSeconds }}"
         ),
     ));
+    // The reports: whole and partial hours, filters, zones.
+    let reports = "timeOfDay { byHour { hour conversations } byWeekday { weekday conversations } \
+         peakHours { hour conversations } handleMeanSeconds staffing { hour arrivalsPerHour agents } } \
+         waitingTime { bucket conversations converted conversionRate } \
+         repeatContacts { topic conversations repeats rate flagged } \
+         cost { totals { messages free baseMicros surchargeMicros totalMicros } \
+           periods { period start totals { messages totalMicros } } }";
+    for r in [
+        range(json!({})),
+        range(json!({"timeZone": "Europe/Rome", "granularity": "MONTH"})),
+        range(json!({"timeZone": "Asia/Kolkata"})),
+        range(json!({"filters": {"topic": "size"}})),
+        range(json!({"filters": {"agentId": d.b.to_string()}})),
+        range(json!({"filters": {"tagId": d.vip.to_string()}})),
+        range(json!({"filters": {"channelId": d.channel.to_string()}})),
+        range(json!({"filters": {"topic": "size", "agentId": d.a.to_string()}})),
+        json!({"from": "2026-11-02T09:02:00Z", "to": "2026-11-03T23:30:00Z"}),
+    ] {
+        out.push((r, reports.to_string()));
+    }
     out
+}
+
+/// What the crafted data set lacks for the reports: a conversation still
+/// waiting (no response, not resolved) and assigned, a repeat of its
+/// contact's topic, with a message billed in another hour.
+async fn seed_reports(app: &TestApp, d: &Data) {
+    let db = &app.domain.db;
+    let contact = scalar(
+        app,
+        &format!(
+            "SELECT contact_id FROM conversations WHERE id = {}",
+            d.ids[0]
+        ),
+    )
+    .await;
+    let c = conversation::ActiveModel {
+        channel_id: Set(d.channel),
+        contact_id: Set(contact),
+        status: Set(ConversationStatus::Open),
+        priority: Set(Priority::Normal),
+        topic: Set(Some("size".into())),
+        assignee_id: Set(Some(d.b)),
+        assigned_at: Set(Some(t("2026-11-03T15:11:00Z"))),
+        created_at: Set(t("2026-11-03T15:10:00Z")),
+        updated_at: Set(t("2026-11-03T15:10:00Z")),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    let m = message::ActiveModel {
+        conversation_id: Set(c.id),
+        channel_id: Set(d.channel),
+        direction: Set(Direction::Outbound),
+        sender_kind: Set(SenderKind::Bot),
+        message_type: Set(MessageType::Text),
+        body: Set(Some("We will be with you shortly".into())),
+        status: Set(DeliveryStatus::Delivered),
+        created_at: Set(t("2026-11-03T16:20:00Z")),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    billing_ledger::ActiveModel {
+        message_id: Set(m.id),
+        channel_id: Set(d.channel),
+        conversation_id: Set(c.id),
+        period: Set("2026-11".into()),
+        region: Set("europe".into()),
+        free: Set(true),
+        base_micros: Set(0),
+        surcharge_micros: Set(10_000),
+        total_micros: Set(10_000),
+        created_at: Set(t("2026-11-03T16:20:00Z")),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .unwrap();
 }
 
 async fn answers(app: &TestApp, d: &Data) -> Vec<Value> {
@@ -165,6 +245,17 @@ async fn forget_rollups(app: &TestApp) {
     exec(app, "DELETE FROM metrics_rollup_hours").await;
 }
 
+/// Dirty marks of completed hours (an open handling span marks hours up to
+/// the current one, which is never rolled up).
+async fn completed_marks(app: &TestApp) -> i64 {
+    let current = domain::metrics::rollup::hour_of(domain::Clock::now(app.clock.as_ref()));
+    scalar(
+        app,
+        &format!("SELECT COUNT(*) FROM metrics_rollup_dirty WHERE hour < {current}"),
+    )
+    .await
+}
+
 async fn rolled_hours(app: &TestApp) -> i64 {
     let q = MetricsQuery::new(
         t(FROM),
@@ -186,15 +277,13 @@ async fn rolled_hours(app: &TestApp) -> i64 {
 async fn rolled_up_answers_equal_the_live_definitions() {
     let app = spawn_app().await;
     let d = seed(&app).await;
+    seed_reports(&app, &d).await;
     assert_eq!(rolled_hours(&app).await, 0);
     let live = answers(&app, &d).await;
 
     // From the earliest conversation (10-20) to the hour before now.
     assert!(refresh_all(&app).await > 48);
-    assert_eq!(
-        scalar(&app, "SELECT COUNT(*) FROM metrics_rollup_dirty").await,
-        0
-    );
+    assert_eq!(completed_marks(&app).await, 0);
     assert_eq!(rolled_hours(&app).await, 48);
     let rolled = answers(&app, &d).await;
     assert_same(&rolled, &live, &d);
@@ -216,7 +305,45 @@ async fn rolled_up_answers_equal_the_live_definitions() {
         "overview { conversations }",
     )
     .await;
-    assert_eq!(m["overview"]["conversations"], 1006);
+    assert_eq!(m["overview"]["conversations"], 1007);
+    // So are the reports' rollups.
+    for sql in [
+        "UPDATE metrics_rollup_cost SET messages = messages + 1000",
+        "UPDATE metrics_rollup_wait SET conversations = conversations + 1000 WHERE dim = ''",
+        "UPDATE metrics_rollup_repeat SET repeats = repeats + 1000 WHERE dim = ''",
+        "UPDATE metrics_rollup_busy SET busy_ms = busy_ms + 1000000",
+    ] {
+        let and = if sql.contains("WHERE") {
+            "AND"
+        } else {
+            "WHERE"
+        };
+        exec(&app, &format!("{sql} {and} hour = {nine}")).await;
+    }
+    let m = metrics(
+        &app,
+        &d.analyst,
+        json!({"from": FROM, "to": TO}),
+        "waitingTime { conversations } repeatContacts { repeats } \
+         cost { totals { messages } } agents { handlingSeconds }",
+    )
+    .await;
+    assert_eq!(m["cost"]["totals"]["messages"], 1003);
+    let waiting: i64 = m["waitingTime"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["conversations"].as_i64().unwrap())
+        .sum();
+    assert_eq!(waiting, 1007);
+    assert_eq!(m["repeatContacts"][0]["repeats"], 1003);
+    let busy: f64 = m["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["handlingSeconds"].as_f64().unwrap())
+        .sum();
+    assert!(busy > 1000.0, "{busy}");
 
     // Two refreshes at once (two instances) leave one copy of each hour.
     forget_rollups(&app).await;
@@ -236,6 +363,7 @@ async fn rolled_up_answers_equal_the_live_definitions() {
 async fn late_changes_mark_their_hour_which_is_answered_live_until_refreshed() {
     let app = spawn_app().await;
     let d = seed(&app).await;
+    seed_reports(&app, &d).await;
     refresh_all(&app).await;
     let before = answers(&app, &d).await;
     let db = &app.domain.db;
@@ -291,6 +419,101 @@ async fn late_changes_mark_their_hour_which_is_answered_live_until_refreshed() {
     .insert(db)
     .await
     .unwrap();
+    // c3 converts; the conversation before the range (11-01 12:00) turns
+    // out to have been Alice's until 11-02 03:30, which moves her handling
+    // time in the range's first hours; a contact 2 "size" conversation on
+    // 11-01 makes c6 (11-03 23:00) a repeat; the 15:10 conversation's
+    // message is billed again at 17:05.
+    conversation::Entity::update_many()
+        .col_expr(
+            conversation::Column::ConvertedAt,
+            Expr::value(t("2026-11-05T10:00:00Z")),
+        )
+        .filter(conversation::Column::Id.eq(d.ids[2]))
+        .exec(db)
+        .await
+        .unwrap();
+    conversation::Entity::update_many()
+        .col_expr(conversation::Column::AssigneeId, Expr::value(d.a))
+        .col_expr(
+            conversation::Column::AssignedAt,
+            Expr::value(t("2026-11-01T12:00:00Z")),
+        )
+        .col_expr(
+            conversation::Column::ResolvedAt,
+            Expr::value(t("2026-11-02T03:30:00Z")),
+        )
+        .filter(conversation::Column::Id.eq(d.ids[6]))
+        .exec(db)
+        .await
+        .unwrap();
+    let contact2 = scalar(
+        &app,
+        &format!(
+            "SELECT contact_id FROM conversations WHERE id = {}",
+            d.ids[2]
+        ),
+    )
+    .await;
+    conversation::ActiveModel {
+        channel_id: Set(d.channel),
+        contact_id: Set(contact2),
+        status: Set(ConversationStatus::Resolved),
+        priority: Set(Priority::Normal),
+        topic: Set(Some("size".into())),
+        resolved_at: Set(Some(t("2026-11-01T09:00:00Z"))),
+        created_at: Set(t("2026-11-01T08:00:00Z")),
+        updated_at: Set(t("2026-11-01T08:00:00Z")),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    let (billed_message, billed_conversation) = {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT message_id, conversation_id FROM billing_ledger WHERE free = TRUE",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        (
+            row.try_get_by_index::<i64>(0).unwrap(),
+            row.try_get_by_index::<i64>(1).unwrap(),
+        )
+    };
+    let m = message::ActiveModel {
+        conversation_id: Set(billed_conversation),
+        channel_id: Set(d.channel),
+        direction: Set(Direction::Outbound),
+        sender_kind: Set(SenderKind::Bot),
+        message_type: Set(MessageType::Text),
+        body: Set(Some("Still there?".into())),
+        status: Set(DeliveryStatus::Delivered),
+        created_at: Set(t("2026-11-03T17:05:00Z")),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    assert_ne!(m.id, billed_message);
+    billing_ledger::ActiveModel {
+        message_id: Set(m.id),
+        channel_id: Set(d.channel),
+        conversation_id: Set(billed_conversation),
+        period: Set("2026-11".into()),
+        region: Set("europe".into()),
+        free: Set(false),
+        base_micros: Set(8_000),
+        surcharge_micros: Set(0),
+        total_micros: Set(8_000),
+        created_at: Set(t("2026-11-03T17:05:00Z")),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .unwrap();
     // A change nothing reads (the lock) marks nothing more.
     conversation::Entity::update_many()
         .col_expr(
@@ -302,19 +525,34 @@ async fn late_changes_mark_their_hour_which_is_answered_live_until_refreshed() {
         .await
         .unwrap();
 
-    // c1 09:00 and c3 14:00 on 11-02, c4 10:00 and c5 11:00 on 11-03.
+    // c1 09:00 and c3 14:00 on 11-02, c4 10:00 and c5 11:00 on 11-03;
+    // Alice's span 00:00–03:00 on 11-02; c6's repeat 23:00, the bill
+    // (message and ledger) 17:00 and its conversation 15:00 on 11-03.
+    let (h0, h1) = (
+        domain::metrics::rollup::hour_of(t(FROM)),
+        domain::metrics::rollup::hour_of(t(TO)),
+    );
     assert_eq!(
         scalar(
             &app,
-            "SELECT COUNT(DISTINCT hour) FROM metrics_rollup_dirty"
+            &format!(
+                "SELECT COUNT(DISTINCT hour) FROM metrics_rollup_dirty \
+                 WHERE hour >= {h0} AND hour < {h1}"
+            )
         )
         .await,
-        4
+        11
     );
-    assert_eq!(rolled_hours(&app).await, 44);
+    assert_eq!(rolled_hours(&app).await, 37);
     let mixed = answers(&app, &d).await;
     assert_ne!(mixed[0], before[0], "the overview shows the changes");
     assert_eq!(mixed[0]["overview"]["csatAnswers"], 5);
+    let reports = mixed.last().unwrap();
+    assert_ne!(
+        reports,
+        before.last().unwrap(),
+        "the reports show the changes"
+    );
     assert_eq!(mixed[0]["overview"]["slaBreached"], 2);
     assert_eq!(mixed[0]["overview"]["reopened"], 2);
     assert_eq!(mixed[0]["overview"]["automated"], 0);
@@ -352,12 +590,12 @@ async fn the_rollup_worker_refreshes_on_its_own_and_leaves_young_marks() {
         scalar(&app, &in_range).await == 48
     })
     .await;
-    assert!(scalar(&app, "SELECT COUNT(*) FROM metrics_rollup_dirty").await > 0);
+    assert!(completed_marks(&app).await > 0);
     assert!(rolled_hours(&app).await < 48);
 
     app.clock.advance(Duration::minutes(6));
     eventually("marks consumed", || async {
-        scalar(&app, "SELECT COUNT(*) FROM metrics_rollup_dirty").await == 0
+        completed_marks(&app).await == 0
     })
     .await;
     eventually("the range served by rollups", || async {

@@ -54,7 +54,8 @@ pub struct AgentKpis {
     /// Seconds in which the agent had at least one conversation assigned and
     /// not yet resolved (`assigned_at` … `resolved_at` or now, of every
     /// conversation it is the assignee of, merged where they overlap and
-    /// clipped to the range; not limited to the cohort).
+    /// clipped to the range; not limited to the cohort), with every instant
+    /// in whole milliseconds: see [`busy_sql`].
     pub handling_secs: f64,
     /// Characters of message text the agent sent in the range.
     pub agent_characters: i64,
@@ -144,7 +145,7 @@ impl Domain {
             self.core_partials(q, &plan, false, Some(Dimension::Agent), &f),
             self.agent_transfers(&plan, &f),
             self.agent_online(q, now),
-            self.agent_handling(q, &f, now),
+            self.agent_handling(&plan, &f, now),
             self.agent_characters(&plan, &f),
         )?;
         for ((_, key), (_, p)) in base {
@@ -172,7 +173,7 @@ impl Domain {
         }
         for row in handling {
             slot(&mut agents, count(&row, "agent")?, target).handling_secs =
-                round_ms(get(&row, "busy")?).unwrap_or(0.0);
+                count(&row, "busy_ms")? as f64 / 1000.0;
         }
         for row in characters {
             slot(&mut agents, count(&row, "agent")?, target).agent_characters =
@@ -342,38 +343,35 @@ impl Domain {
         s.all(&self.db, &sql).await
     }
 
-    /// Union of the agent's assigned-and-unresolved spans (gaps and islands).
-    /// The `resolved_at` bound is written so that its index applies.
+    /// Handling time per agent (`busy_ms`): the plan's live intervals each
+    /// computed from the conversations, its rolled hours (when the query has
+    /// no filter) from `metrics_rollup_busy`; the union of spans clipped to
+    /// disjoint intervals adds up.
     async fn agent_handling(
         &self,
-        q: &MetricsQuery,
+        plan: &Plan,
         f: &MetricsFilter,
         now: DateTime<Utc>,
     ) -> Result<Vec<sea_orm::QueryResult>> {
         let mut s = Sql::new(self.db.get_database_backend());
-        let (from, to, now_p) = (s.bind(q.from), s.bind(q.to), s.bind(now));
-        let (from_e, to_e) = (s.bind(epoch_of(q.from)), s.bind(epoch_of(q.to)));
-        let filters = filter_sql(&mut s, f);
-        let end = s.least(
-            &s.epoch(&format!("COALESCE(c.resolved_at, {now_p})")),
-            &to_e,
-        );
-        let start = s.greatest(&s.epoch("c.assigned_at"), &from_e);
-        let sql = format!(
-            "WITH iv AS (SELECT c.assignee_id AS agent, {start} AS s, {end} AS e \
-               FROM conversations c WHERE c.assignee_id IS NOT NULL \
-               AND c.assigned_at IS NOT NULL AND c.assigned_at < {to} \
-               AND (c.resolved_at > {from} OR (c.resolved_at IS NULL AND {now_p} > {from})){filters}), \
-             o AS (SELECT agent, s, e, MAX(e) OVER (PARTITION BY agent ORDER BY s, e \
-               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end FROM iv WHERE e > s), \
-             g AS (SELECT agent, s, e, SUM(CASE WHEN prev_end IS NULL OR s > prev_end \
-               THEN 1 ELSE 0 END) OVER (PARTITION BY agent ORDER BY s, e \
-               ROWS UNBOUNDED PRECEDING) AS island FROM o) \
-             SELECT agent, CAST(SUM(len) AS DOUBLE PRECISION) AS busy FROM \
-             (SELECT agent, island, MAX(e) - MIN(s) AS len FROM g GROUP BY agent, island) x \
-             GROUP BY agent"
-        );
-        s.all(&self.db, &sql).await
+        let mut parts = vec![];
+        for &(a, b) in &plan.live {
+            let (ws, we) = (s.bind(a.timestamp_millis()), s.bind(b.timestamp_millis()));
+            let window = format!(
+                "SELECT CAST(0 AS BIGINT) AS wid, CAST({ws} AS BIGINT) AS ws, \
+                 CAST({we} AS BIGINT) AS we"
+            );
+            let busy = busy_sql(&mut s, &window, (a, b), now, f);
+            parts.push(format!("SELECT agent, busy_ms FROM ({busy}) b"));
+        }
+        if plan.dim.is_some() && !plan.rolled.is_empty() {
+            let runs = ranges_sql(&mut s, "r.hour", &plan.rolled);
+            parts.push(format!(
+                "SELECT r.agent_id AS agent, CAST(SUM(r.busy_ms) AS BIGINT) AS busy_ms \
+                 FROM metrics_rollup_busy r WHERE {runs} GROUP BY r.agent_id"
+            ));
+        }
+        self.sum_by_agent(s, parts, &["busy_ms"]).await
     }
 
     /// Characters agents sent: messages of the plan's live intervals, and
@@ -410,6 +408,43 @@ impl Domain {
         }
         self.sum_by_agent(s, parts, &["chars"]).await
     }
+}
+
+/// Handling time (see [`AgentKpis::handling_secs`]) per agent and window:
+/// `windows` selects `wid`, `ws`, `we` (window bounds in epoch
+/// milliseconds); the statement returns `agent`, `wid` and `busy_ms`, the
+/// milliseconds of the window covered by the union of the agent's spans
+/// (gaps and islands). `bounds` enclose every window, so that the
+/// `resolved_at` and `assigned_at` indexes apply.
+pub(crate) fn busy_sql(
+    s: &mut Sql,
+    windows: &str,
+    bounds: (DateTime<Utc>, DateTime<Utc>),
+    now: DateTime<Utc>,
+    f: &MetricsFilter,
+) -> String {
+    let (from, to, now_p) = (s.bind(bounds.0), s.bind(bounds.1), s.bind(now));
+    let filters = filter_sql(s, f);
+    let span_s = s.epoch_ms("c.assigned_at");
+    let span_e = s.epoch_ms(&format!("COALESCE(c.resolved_at, {now_p})"));
+    let start = s.greatest(&span_s, "w.ws");
+    let end = s.least(&span_e, "w.we");
+    format!(
+        "WITH w AS ({windows}), \
+         iv AS (SELECT c.assignee_id AS agent, w.wid AS wid, {start} AS s, {end} AS e \
+           FROM conversations c JOIN w ON {span_s} < w.we AND {span_e} > w.ws \
+           WHERE c.assignee_id IS NOT NULL AND c.assigned_at IS NOT NULL \
+           AND c.assigned_at < {to} \
+           AND (c.resolved_at > {from} OR (c.resolved_at IS NULL AND {now_p} > {from})){filters}), \
+         o AS (SELECT agent, wid, s, e, MAX(e) OVER (PARTITION BY agent, wid ORDER BY s, e \
+           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end FROM iv WHERE e > s), \
+         g AS (SELECT agent, wid, s, e, SUM(CASE WHEN prev_end IS NULL OR s > prev_end \
+           THEN 1 ELSE 0 END) OVER (PARTITION BY agent, wid ORDER BY s, e \
+           ROWS UNBOUNDED PRECEDING) AS island FROM o) \
+         SELECT agent, wid, CAST(SUM(len) AS BIGINT) AS busy_ms FROM \
+         (SELECT agent, wid, island, MAX(e) - MIN(s) AS len FROM g GROUP BY agent, wid, island) x \
+         GROUP BY agent, wid"
+    )
 }
 
 fn slot(agents: &mut BTreeMap<i64, AgentKpis>, id: i64, target: f64) -> &mut AgentKpis {

@@ -30,9 +30,11 @@
 //!   holding the two ranks around each fraction and Rust interpolates.
 //!   Elsewhere PostgreSQL's own function, on SQLite the same formula over
 //!   `ROW_NUMBER()` in a window.
-//! - **Rollups** ([`rollup`]): the core KPIs and the per-agent counts are
-//!   served from hourly rollups for the whole, unchanged hours of a range
-//!   and computed live for the rest; the two give identical results.
+//! - **Rollups** ([`rollup`]): the core KPIs, the per-agent counts and
+//!   handling time, the time-of-day volumes and handle time, the waiting
+//!   buckets, the repeat contacts and the message cost are served from
+//!   hourly rollups for the whole, unchanged hours of a range and computed
+//!   live for the rest; the two give identical results.
 //! - Rates are fractions in `0..=1`; `None` when the denominator is zero.
 
 pub mod agents;
@@ -239,7 +241,13 @@ pub(crate) fn bucket_label(s: &mut Sql, ts: &str, q: &MetricsQuery) -> String {
 
 /// The same for the start of an hour number (`rollup::hour_of`) expression.
 pub(crate) fn hour_bucket_label(s: &mut Sql, hour: &str, q: &MetricsQuery) -> String {
-    let local = match s.backend {
+    let local = hour_local_time(s, hour, q);
+    format_bucket(s.backend, &local, q)
+}
+
+/// SQL for the local wall-clock time at the start of an hour number.
+pub(crate) fn hour_local_time(s: &mut Sql, hour: &str, q: &MetricsQuery) -> String {
+    match s.backend {
         DbBackend::Postgres => {
             let tz = s.bind(q.time_zone.name().to_string());
             format!("(to_timestamp({hour} * 3600) AT TIME ZONE {tz})")
@@ -262,8 +270,7 @@ pub(crate) fn hour_bucket_label(s: &mut Sql, hour: &str, q: &MetricsQuery) -> St
             }
             format!("datetime({hour} * 3600 + {off}, 'unixepoch')")
         }
-    };
-    format_bucket(s.backend, &local, q)
+    }
 }
 
 fn format_bucket(backend: DbBackend, local: &str, q: &MetricsQuery) -> String {

@@ -9,16 +9,25 @@
 //! topic, priority, tag) and key, the same sums the live query computes
 //! (`metrics_rollup`), the exact first response times in milliseconds with
 //! their counts (`metrics_rollup_frt`), the messages per hour they were sent
-//! (`metrics_rollup_volume`); per agent, conversations handled and
+//! (`metrics_rollup_volume`), the waiting-time buckets with their
+//! conversions (`metrics_rollup_wait`) and the repeat contacts per topic
+//! (`metrics_rollup_repeat`); per agent, conversations handled and
 //! transferred (`metrics_rollup_handlers`) and, per hour a message was sent,
-//! characters (`metrics_rollup_chars`).
+//! characters (`metrics_rollup_chars`). Per hour of the ledger row, channel
+//! and billing period, the message costs (`metrics_rollup_cost`). Per agent
+//! and hour, the handling time clipped to that hour (`metrics_rollup_busy`):
+//! the union of spans restricted to disjoint hours adds up, so a range's
+//! handling time is the sum over its hours.
 //!
 //! # When an hour is used
 //! An hour serves a query when it is in `metrics_rollup_hours` and has no
-//! row in `metrics_rollup_dirty`. Database triggers (see the migration)
+//! row in `metrics_rollup_dirty`. Database triggers (see the migrations)
 //! add a dirty row for the hour whose data a write changes, in the writing
 //! transaction, whatever code path writes: a CSAT arriving days later, a
-//! resolution, a reopen, an SLA breach, a transfer, a tag. Everything else
+//! resolution, a reopen, an SLA breach, a transfer, a tag, a ledger row; a
+//! change of a handling span marks the hours it gained or lost (an open
+//! span runs until now), a conversation marks the hours of its contact's
+//! later conversations on the same topic within the repeat window. Everything else
 //! of the range (dirty or never rolled hours, the current hour, the partial
 //! hours at either end) is computed live from the base tables, by the same
 //! expressions, and added to the rolled part. A query served this way
@@ -45,7 +54,11 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sea_orm::{DbBackend, TransactionTrait};
 
+use super::agents::busy_sql;
+use super::repeat::repeat_sql;
 use super::sql::{Sql, count_if, get};
+use super::time_of_day::{HANDLED, handle_ms};
+use super::waiting::wait_bucket_sql;
 use super::{Dimension, MetricsFilter, MetricsQuery, dimension_sql, offset_changes};
 use crate::{Domain, DomainError, Result};
 
@@ -62,7 +75,7 @@ pub(crate) const DIMS: [(&str, Option<Dimension>); 7] = [
 
 /// The additive counters of one group of conversations, in the column order
 /// of `metrics_rollup` (durations are sums of whole milliseconds).
-pub(crate) const CORE: [&str; 21] = [
+pub(crate) const CORE: [&str; 23] = [
     "conversations",
     "responded",
     "frt_sum",
@@ -84,6 +97,8 @@ pub(crate) const CORE: [&str; 21] = [
     "ever_resolved",
     "reopened",
     "speed_sum",
+    "handle_n",
+    "handle_sum",
 ];
 
 /// At most this many hours in one refresh transaction.
@@ -153,6 +168,8 @@ pub(crate) fn core_exprs(s: &Sql) -> String {
         count_if("(c.resolved_at IS NOT NULL OR c.reopen_count > 0)"),
         count_if("c.reopen_count > 0"),
         sum_if("c.first_response_at IS NOT NULL", &speed),
+        count_if(HANDLED),
+        sum_if(HANDLED, &handle_ms(s)),
     ];
     exprs
         .iter()
@@ -189,13 +206,36 @@ pub struct Plan {
     pub edges: Vec<(DateTime<Utc>, DateTime<Utc>)>,
     /// The whole hours `[h0, h1)` inside the range.
     pub whole: (i64, i64),
+    /// The range planned.
+    pub range: (DateTime<Utc>, DateTime<Utc>),
 }
 
 impl Plan {
-    fn all_live(q: &MetricsQuery) -> Self {
+    pub(crate) fn all_live(from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
         Self {
-            live: vec![(q.from, q.to)],
+            live: vec![(from, to)],
+            range: (from, to),
             ..Default::default()
+        }
+    }
+
+    /// The same plan reading only the rolled hours that end by `limit`
+    /// (the later ones become live).
+    pub fn rolled_until(&self, limit: DateTime<Utc>) -> Self {
+        // The first hour that does not end by `limit`.
+        let cut = hour_of(limit);
+        let rolled: Vec<(i64, i64)> = self
+            .rolled
+            .iter()
+            .filter_map(|&(a, b)| {
+                let b = b.min(cut);
+                (b > a).then_some((a, b))
+            })
+            .collect();
+        Self {
+            live: complement(self.range.0, self.range.1, &rolled),
+            rolled,
+            ..self.clone()
         }
     }
 
@@ -251,7 +291,7 @@ where
 
 /// The one dimension kind a question needs (its dimension when grouped by
 /// it, and its filters), with the filter's key; `None` when it needs two.
-fn needed_dim(
+pub(crate) fn needed_dim(
     dimension: Option<Dimension>,
     f: &MetricsFilter,
 ) -> Option<(&'static str, Option<String>)> {
@@ -341,16 +381,28 @@ impl Domain {
         by_bucket: bool,
     ) -> Result<Plan> {
         let Some(dim) = needed_dim(dimension, filters) else {
-            return Ok(Plan::all_live(q));
+            return Ok(Plan::all_live(q.from, q.to));
         };
         if by_bucket && !whole_hour_zone(q) {
-            return Ok(Plan::all_live(q));
+            return Ok(Plan::all_live(q.from, q.to));
         }
-        let h0 = hour_of(q.from)
-            + i64::from(q.from.timestamp() % 3600 != 0 || q.from.timestamp_subsec_nanos() != 0);
-        let h1 = hour_of(q.to);
+        self.hours_plan(q.from, q.to, dim).await
+    }
+
+    /// How `[from, to)` is served for the dimension kind and key `dim`: its
+    /// whole hours that are rolled up and unmarked from the rollups, the
+    /// rest live.
+    pub(crate) async fn hours_plan(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        dim: (&'static str, Option<String>),
+    ) -> Result<Plan> {
+        let h0 = hour_of(from)
+            + i64::from(from.timestamp() % 3600 != 0 || from.timestamp_subsec_nanos() != 0);
+        let h1 = hour_of(to);
         if h0 >= h1 {
-            return Ok(Plan::all_live(q));
+            return Ok(Plan::all_live(from, to));
         }
         let mut s = Sql::new(self.db.get_database_backend());
         let (a, b) = (s.bind(h0), s.bind(h1));
@@ -371,18 +423,19 @@ impl Domain {
             .collect::<Result<_>>()?;
         let rolled = runs(&hours);
         let mut edges = vec![];
-        if q.from < hour_start(h0) {
-            edges.push((q.from, hour_start(h0)));
+        if from < hour_start(h0) {
+            edges.push((from, hour_start(h0)));
         }
-        if hour_start(h1) < q.to {
-            edges.push((hour_start(h1), q.to));
+        if hour_start(h1) < to {
+            edges.push((hour_start(h1), to));
         }
         Ok(Plan {
             dim: Some(dim),
-            live: complement(q.from, q.to, &rolled),
+            live: complement(from, to, &rolled),
             rolled,
             edges,
             whole: (h0, h1),
+            range: (from, to),
         })
     }
 
@@ -496,6 +549,10 @@ impl Domain {
             "metrics_rollup_volume",
             "metrics_rollup_handlers",
             "metrics_rollup_chars",
+            "metrics_rollup_wait",
+            "metrics_rollup_repeat",
+            "metrics_rollup_cost",
+            "metrics_rollup_busy",
         ] {
             let mut s = Sql::new(backend);
             let (ha, hb) = (s.bind(a), s.bind(b));
@@ -561,7 +618,65 @@ impl Domain {
                 ),
             )
             .await?;
+            let by_key = if d.is_some() { ", 3" } else { "" };
+            let mut s = Sql::new(backend);
+            let (f, t) = (s.bind(from), s.bind(to));
+            let bucket = wait_bucket_sql(&s, None);
+            s.exec(
+                &tx,
+                &format!(
+                    "INSERT INTO metrics_rollup_wait \
+                     (hour, dim, dkey, bucket, conversations, converted) \
+                     SELECT {hour_c}, '{name}', {key}, {bucket}, CAST(COUNT(*) AS BIGINT), \
+                     {converted} FROM conversations c{joins} \
+                     WHERE c.created_at >= {f} AND c.created_at < {t} GROUP BY 1{by_key}, 4",
+                    converted = count_if("c.converted_at IS NOT NULL"),
+                ),
+            )
+            .await?;
+            let mut s = Sql::new(backend);
+            let (f, t) = (s.bind(from), s.bind(to));
+            let repeat = repeat_sql(&s);
+            s.exec(
+                &tx,
+                &format!(
+                    "INSERT INTO metrics_rollup_repeat \
+                     (hour, dim, dkey, topic, conversations, repeats) \
+                     SELECT {hour_c}, '{name}', {key}, c.topic, CAST(COUNT(*) AS BIGINT), \
+                     {repeats} FROM conversations c{joins} \
+                     WHERE c.created_at >= {f} AND c.created_at < {t} AND c.topic IS NOT NULL \
+                     GROUP BY 1{by_key}, 4",
+                    repeats = count_if(&repeat),
+                ),
+            )
+            .await?;
         }
+        let mut s = Sql::new(backend);
+        let (f, t) = (s.bind(from), s.bind(to));
+        s.exec(
+            &tx,
+            &format!(
+                "INSERT INTO metrics_rollup_cost (hour, channel_id, period, {cols}) \
+                 SELECT {hour_b}, b.channel_id, b.period, {sums} FROM billing_ledger b \
+                 WHERE b.created_at >= {f} AND b.created_at < {t} GROUP BY 1, 2, 3",
+                cols = crate::billing::LEDGER_SUMS.join(", "),
+                hour_b = hour_sql(backend, "b.created_at"),
+                sums = crate::billing::ledger_sums(),
+            ),
+        )
+        .await?;
+        let mut s = Sql::new(backend);
+        let (ha, hb) = (s.bind(a), s.bind(b));
+        let windows = format!(
+            "SELECT hh.hour AS wid, hh.hour * 3600000 AS ws, (hh.hour + 1) * 3600000 AS we \
+             FROM metrics_rollup_hours hh WHERE hh.hour >= {ha} AND hh.hour < {hb}"
+        );
+        let busy = busy_sql(&mut s, &windows, (from, to), now, &MetricsFilter::default());
+        s.exec(
+            &tx,
+            &format!("INSERT INTO metrics_rollup_busy (agent_id, hour, busy_ms) {busy}"),
+        )
+        .await?;
         let mut s = Sql::new(backend);
         let (f, t) = (s.bind(from), s.bind(to));
         s.exec(

@@ -60,6 +60,17 @@ impl Sql {
         }
     }
 
+    /// Whole milliseconds since the epoch of a timestamp expression, as a
+    /// BIGINT.
+    pub fn epoch_ms(&self, ts: &str) -> String {
+        match self.backend {
+            DbBackend::Postgres => {
+                format!("CAST(ROUND(EXTRACT(EPOCH FROM {ts}) * 1000) AS BIGINT)")
+            }
+            _ => format!("CAST(ROUND((julianday({ts}) - 2440587.5) * 86400000.0) AS INTEGER)"),
+        }
+    }
+
     /// The smaller / larger of two numbers.
     pub fn least(&self, a: &str, b: &str) -> String {
         match self.backend {

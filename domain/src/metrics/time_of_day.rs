@@ -6,18 +6,32 @@
 //! - **Peak hours**: the 3 local hours of day with the most conversations
 //!   created in the 7 days ending at the range's end (ties: earlier hour).
 //! - **Staffing suggestion**, per hour of day: arrivals per hour = that
-//!   hour's conversations ÷ days in the range; handle time = mean seconds
-//!   from `assigned_at` (or `created_at`) to `resolved_at` of the cohort's
-//!   resolved, assigned conversations. Erlang C gives the fewest parallel
-//!   servers whose average wait is within the first-response target; an
-//!   agent serving `concurrency` chats at once counts for that many servers.
+//!   hour's conversations ÷ days in the range; handle time = mean of the
+//!   whole milliseconds from `assigned_at` (or `created_at`) to
+//!   `resolved_at` of the cohort's resolved, assigned conversations
+//!   ([`HANDLED`], [`handle_ms`]), in seconds. Erlang C gives the fewest
+//!   parallel servers whose average wait is within the first-response
+//!   target; an agent serving `concurrency` chats at once counts for that
+//!   many servers.
+//!
+//! Volumes and handle time come from `metrics_rollup` for the rolled hours
+//! (volumes only when the zone's offset is whole hours), live for the rest.
 
 use chrono::Duration;
 use sea_orm::DbBackend;
 
-use super::sql::{Sql, avg_if, count};
-use super::{MetricsQuery, filter_sql, local_time, round_ms};
+use super::rollup::{ranges_sql, sum_if};
+use super::sql::{Sql, count, count_if};
+use super::{MetricsQuery, filter_sql, hour_local_time, local_time, ratio, round_ms};
 use crate::{Actor, Capability, Domain, DomainError, Result};
+
+/// The cohort's conversations with a handle time: resolved and assigned.
+pub(crate) const HANDLED: &str = "c.resolved_at IS NOT NULL AND c.assignee_id IS NOT NULL";
+
+/// Handle time of the conversation alias `c` in whole milliseconds.
+pub(crate) fn handle_ms(s: &Sql) -> String {
+    s.ms_between("COALESCE(c.assigned_at, c.created_at)", "c.resolved_at")
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HourStaffing {
@@ -145,11 +159,8 @@ impl Domain {
 
     async fn hour_weekday(&self, q: &MetricsQuery) -> Result<Vec<sea_orm::QueryResult>> {
         let backend = self.db.get_database_backend();
-        let mut s = Sql::new(backend);
-        let local = local_time(&mut s, "c.created_at", q);
-        let (from, to) = (s.bind(q.from), s.bind(q.to));
-        let filters = filter_sql(&mut s, &q.filters);
-        let (hour, dow) = match backend {
+        let plan = self.metrics_plan(q, None, &q.filters, true).await?;
+        let hour_dow = |local: &str| match backend {
             DbBackend::Postgres => (
                 format!("CAST(EXTRACT(HOUR FROM {local}) AS BIGINT)"),
                 format!("CAST(EXTRACT(ISODOW FROM {local}) AS BIGINT)"),
@@ -159,30 +170,71 @@ impl Domain {
                 format!("((CAST(strftime('%w', {local}) AS INTEGER) + 6) % 7 + 1)"),
             ),
         };
+        let mut s = Sql::new(backend);
+        let mut parts = vec![];
+        if !plan.live.is_empty() {
+            let local = local_time(&mut s, "c.created_at", q);
+            let (hour, dow) = hour_dow(&local);
+            let within = ranges_sql(&mut s, "c.created_at", &plan.live);
+            let filters = filter_sql(&mut s, &q.filters);
+            parts.push(format!(
+                "SELECT {hour} AS h, {dow} AS d, CAST(COUNT(*) AS BIGINT) AS n \
+                 FROM conversations c WHERE {within}{filters} GROUP BY 1, 2"
+            ));
+        }
+        // A rolled hour lies in one local hour: the zone's offset is whole hours.
+        if let Some(w) = plan.rollup_where(&mut s, "r") {
+            let local = hour_local_time(&mut s, "r.hour", q);
+            let (hour, dow) = hour_dow(&local);
+            parts.push(format!(
+                "SELECT {hour} AS h, {dow} AS d, CAST(SUM(r.conversations) AS BIGINT) AS n \
+                 FROM metrics_rollup r WHERE 1 = 1{w} GROUP BY 1, 2"
+            ));
+        }
+        if parts.is_empty() {
+            return Ok(vec![]);
+        }
         let sql = format!(
-            "SELECT {hour} AS h, {dow} AS d, CAST(COUNT(*) AS BIGINT) AS n \
-             FROM conversations c WHERE c.created_at >= {from} AND c.created_at < {to}{filters} \
-             GROUP BY 1, 2"
+            "SELECT h, d, CAST(SUM(n) AS BIGINT) AS n FROM ({}) u GROUP BY h, d",
+            parts.join(" UNION ALL ")
         );
         s.all(&self.db, &sql).await
     }
 
     async fn handle_time(&self, q: &MetricsQuery) -> Result<Option<f64>> {
+        let plan = self.metrics_plan(q, None, &q.filters, false).await?;
         let mut s = Sql::new(self.db.get_database_backend());
-        let (from, to) = (s.bind(q.from), s.bind(q.to));
-        let filters = filter_sql(&mut s, &q.filters);
-        let span = s.secs_between("COALESCE(c.assigned_at, c.created_at)", "c.resolved_at");
+        let mut parts = vec![];
+        if !plan.live.is_empty() {
+            let within = ranges_sql(&mut s, "c.created_at", &plan.live);
+            let filters = filter_sql(&mut s, &q.filters);
+            parts.push(format!(
+                "SELECT {n} AS handle_n, {sum} AS handle_sum FROM conversations c \
+                 WHERE {within}{filters}",
+                n = count_if(HANDLED),
+                sum = sum_if(HANDLED, &handle_ms(&s)),
+            ));
+        }
+        if let Some(w) = plan.rollup_where(&mut s, "r") {
+            parts.push(format!(
+                "SELECT CAST(SUM(r.handle_n) AS BIGINT) AS handle_n, \
+                 CAST(SUM(r.handle_sum) AS BIGINT) AS handle_sum \
+                 FROM metrics_rollup r WHERE 1 = 1{w}"
+            ));
+        }
+        if parts.is_empty() {
+            return Ok(None);
+        }
         let sql = format!(
-            "SELECT {} AS aht FROM conversations c \
-             WHERE c.created_at >= {from} AND c.created_at < {to}{filters}",
-            avg_if(
-                "c.resolved_at IS NOT NULL AND c.assignee_id IS NOT NULL",
-                &span
-            )
+            "SELECT CAST(SUM(handle_n) AS BIGINT) AS handle_n, \
+             CAST(SUM(handle_sum) AS BIGINT) AS handle_sum FROM ({}) u",
+            parts.join(" UNION ALL ")
         );
         let rows = s.all(&self.db, &sql).await?;
         match rows.first() {
-            Some(r) => Ok(round_ms(super::sql::get(r, "aht")?)),
+            Some(r) => Ok(round_ms(
+                ratio(count(r, "handle_sum")?, count(r, "handle_n")?).map(|ms| ms / 1000.0),
+            )),
             None => Ok(None),
         }
     }
