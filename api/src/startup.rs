@@ -5,8 +5,12 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::{App, HttpServer, web};
+use actix_http::HttpService;
+use actix_http::KeepAlive;
+use actix_service::{fn_service, map_config};
+use actix_web::dev::{AppConfig, Server};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::{App, web};
 use chrono::Duration as ChronoDuration;
 use domain::auth::{AuthConfig, generate_secret};
 use domain::ingest::IngestBatcher;
@@ -35,8 +39,8 @@ pub struct Application {
     shutdown_grace: Duration,
 }
 
-/// What request handlers need to know about the process: its metrics, and
-/// when it starts shutting down (WebSockets then close with 1001).
+/// What the WebSockets need to know about the process: its metrics, and
+/// when it starts shutting down (they then close with 1001).
 #[derive(Clone)]
 pub struct Lifecycle {
     pub metrics: Arc<Metrics>,
@@ -308,6 +312,10 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
+/// The HTTP server: the application for requests, and for WebSocket
+/// upgrades the GraphQL socket handler, which takes the connection over
+/// from the HTTP/1 dispatcher (see `graphql::ws`). The settings are
+/// actix-web's `HttpServer` defaults.
 #[allow(clippy::too_many_arguments)]
 fn serve(
     listener: TcpListener,
@@ -319,75 +327,98 @@ fn serve(
     lifecycle: Lifecycle,
     shutdown_grace: Duration,
 ) -> std::io::Result<Server> {
+    let addr = listener.local_addr()?;
+    let metrics = web::Data::new(lifecycle.metrics.clone());
+    let sockets = graphql::ws::Sockets::new(schema.clone(), domain.clone(), lifecycle);
     let schema = web::Data::new(schema);
     let domain = web::Data::new(domain);
     let webhook = web::Data::new(webhook);
     let events = web::Data::new(events);
-    let metrics = web::Data::new(lifecycle.metrics.clone());
-    let lifecycle = web::Data::new(lifecycle);
-    let server = HttpServer::new(move || {
-        let request_metrics = metrics.get_ref().clone();
-        App::new()
-            .app_data(schema.clone())
-            .app_data(domain.clone())
-            .app_data(webhook.clone())
-            .app_data(events.clone())
-            .app_data(metrics.clone())
-            .app_data(lifecycle.clone())
-            .app_data(web::PayloadConfig::new(max_body_bytes))
-            .wrap_fn(move |req, srv| {
-                use actix_web::dev::Service;
-                use tracing::Instrument;
-                let request_id = request_id(&req);
-                let span = tracing::info_span!(
-                    "request",
-                    request_id = %request_id,
-                    method = %req.method(),
-                    path = %req.path(),
-                );
-                let started = std::time::Instant::now();
-                let method = req.method().to_string();
-                let fut = {
-                    let _entered = span.enter();
-                    srv.call(req)
-                };
-                let metrics = request_metrics.clone();
-                async move {
-                    let mut res = fut.await?;
-                    let route = res
-                        .request()
-                        .match_pattern()
-                        .unwrap_or_else(|| "unmatched".into());
-                    metrics.observe_http(&method, &route, res.status().as_u16(), started.elapsed());
-                    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&request_id) {
-                        res.headers_mut().insert(
-                            actix_web::http::header::HeaderName::from_static("x-request-id"),
-                            v,
+    let builder = Server::build();
+    // Lets idle keep-alive connections go as soon as a graceful stop starts.
+    let stopping = builder.graceful_shutdown_signal();
+    let server = builder
+        // Signals are handled by `run_until_stopped`, which closes sockets first.
+        .disable_signals()
+        .shutdown_timeout(shutdown_grace.as_secs())
+        .listen("helpdesk", listener, move || {
+            let request_metrics = metrics.get_ref().clone();
+            let app = App::new()
+                .app_data(schema.clone())
+                .app_data(domain.clone())
+                .app_data(webhook.clone())
+                .app_data(events.clone())
+                .app_data(metrics.clone())
+                .app_data(web::PayloadConfig::new(max_body_bytes))
+                .wrap_fn(move |req, srv| {
+                    use actix_web::dev::Service;
+                    use tracing::Instrument;
+                    let request_id = request_id(req.headers());
+                    let span = tracing::info_span!(
+                        "request",
+                        request_id = %request_id,
+                        method = %req.method(),
+                        path = %req.path(),
+                    );
+                    let started = std::time::Instant::now();
+                    let method = req.method().to_string();
+                    let fut = {
+                        let _entered = span.enter();
+                        srv.call(req)
+                    };
+                    let metrics = request_metrics.clone();
+                    async move {
+                        let mut res = fut.await?;
+                        let route = res
+                            .request()
+                            .match_pattern()
+                            .unwrap_or_else(|| "unmatched".into());
+                        metrics.observe_http(
+                            &method,
+                            &route,
+                            res.status().as_u16(),
+                            started.elapsed(),
                         );
+                        if let Ok(v) = HeaderValue::from_str(&request_id) {
+                            res.headers_mut()
+                                .insert(HeaderName::from_static("x-request-id"), v);
+                        }
+                        Ok(res)
                     }
-                    Ok(res)
-                }
-                .instrument(span)
-            })
-            .route("/graphql", web::post().to(graphql::http::post))
-            .route("/graphql", web::get().to(graphql::http::get))
-            .route("/webhooks/whatsapp", web::get().to(webhook::verify))
-            .route("/webhooks/whatsapp", web::post().to(webhook::receive))
-            .route("/healthz", web::get().to(health::healthz))
-            .route("/readyz", web::get().to(health::readyz))
-            .route("/metrics", web::get().to(metrics::metrics))
-    })
-    // Signals are handled by `run_until_stopped`, which closes sockets first.
-    .disable_signals()
-    .shutdown_timeout(shutdown_grace.as_secs())
-    .listen(listener)?
-    .run();
+                    .instrument(span)
+                })
+                .route("/graphql", web::post().to(graphql::http::post))
+                .route("/graphql", web::get().to(graphql::http::get))
+                .route("/webhooks/whatsapp", web::get().to(webhook::verify))
+                .route("/webhooks/whatsapp", web::post().to(webhook::receive))
+                .route("/healthz", web::get().to(health::healthz))
+                .route("/readyz", web::get().to(health::readyz))
+                .route("/metrics", web::get().to(metrics::metrics));
+            let stopping = stopping.clone();
+            let sockets = sockets.clone();
+            HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let stopping = stopping.clone();
+                    async move { stopping.notified().await }
+                })
+                .keep_alive(KeepAlive::default())
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .h1_allow_half_closed(true)
+                .local_addr(addr)
+                .upgrade(fn_service(move |(req, framed): graphql::ws::Upgrade| {
+                    graphql::ws::upgrade(sockets.clone(), req, framed)
+                }))
+                .h1(map_config(app, |()| AppConfig::default()))
+                .tcp()
+        })?
+        .run();
     Ok(server)
 }
 
 /// The caller's `X-Request-Id` when it is a sane token, a new one otherwise.
-fn request_id(req: &actix_web::dev::ServiceRequest) -> String {
-    req.headers()
+pub(crate) fn request_id(headers: &HeaderMap) -> String {
+    headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| {

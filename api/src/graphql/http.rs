@@ -1,7 +1,8 @@
 //! GraphQL over HTTP as the GraphQL-over-HTTP spec says: content negotiation
 //! between `application/graphql-response+json` and `application/json`, 400
 //! for requests that cannot run, GET for queries only (405 for mutations),
-//! GraphiQL on a plain GET, and the WebSocket upgrade on the same path.
+//! GraphiQL on a plain GET. WebSocket upgrades of the same path never reach
+//! the application: the server hands them to [`super::ws`].
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -185,24 +186,10 @@ fn is_mutation(query: &str, operation_name: Option<&str>) -> bool {
 
 pub async fn get(
     req: HttpRequest,
-    payload: web::Payload,
     params: web::Query<GetParams>,
     schema: web::Data<HelpdeskSchema>,
     domain: web::Data<Domain>,
 ) -> actix_web::Result<HttpResponse> {
-    let upgrade = req
-        .headers()
-        .get(header::UPGRADE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
-    if upgrade {
-        return super::ws::handle(
-            req,
-            payload,
-            schema.get_ref().clone(),
-            domain.get_ref().clone(),
-        )
-        .await;
-    }
     let params = params.into_inner();
     let Some(query) = params.query else {
         return Ok(HttpResponse::Ok()
