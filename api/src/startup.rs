@@ -109,6 +109,13 @@ pub async fn open_domain(
 ) -> anyhow::Result<(Domain, QueryCounter)> {
     let (db, queries) = db::connect(&config.database_url, config.db_max_connections).await?;
     Migrator::up(&db, None).await?;
+    let read = db::read_pool(
+        &config.database_url,
+        &db,
+        &queries,
+        config.db_max_connections,
+    )
+    .await?;
     let sender = CloudApiClient::new(&config.graph_base_url, &config.graph_api_version)?;
     let webhooks = domain::webhooks_out::WebhookConfig {
         allow_http: config.webhooks_allow_http,
@@ -117,6 +124,7 @@ pub async fn open_domain(
     };
     Ok((
         Domain::new(db, clock, events, domain_config(config))
+            .with_read_pool(read)
             .with_sender(Arc::new(sender))
             .with_webhooks(Arc::new(HttpWebhookSender::new()?), webhooks),
         queries,

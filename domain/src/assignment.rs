@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use entity::{
     AssignmentKind, ConversationStatus, Priority, assignment, conversation, department, user,
 };
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, LockType, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
     Order, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
@@ -38,16 +38,6 @@ pub const ACTIVE: [ConversationStatus; 2] = [ConversationStatus::Open, Conversat
 pub const MAX_REASON_CHARS: usize = 300;
 /// Longest topic.
 pub const MAX_TOPIC_CHARS: usize = 60;
-
-/// What a routing attempt came to.
-#[derive(Debug)]
-pub enum AssignOutcome {
-    Assigned(Box<conversation::Model>),
-    /// The conversation is no longer queued (someone else took it, or it closed).
-    Gone,
-    /// The agent reached its capacity meanwhile.
-    AgentFull,
-}
 
 /// Changes made together with an assignment.
 #[derive(Debug, Default, Clone, Copy)]
@@ -107,9 +97,9 @@ fn capacity_of(agent: i64) -> Expr {
 /// we wait for its conversation row: a deadlock. Returns false when there is
 /// no such user.
 pub async fn lock_agent(txn: &DatabaseTransaction, agent: i64) -> Result<bool> {
-    // FOR UPDATE on PostgreSQL (SQLite has one writer and no row locks).
+    // SQLite has one writer and no row locks: sea-query leaves the clause out.
     Ok(user::Entity::find_by_id(agent)
-        .lock_exclusive()
+        .lock(LockType::NoKeyUpdate)
         .one(txn)
         .await?
         .is_some())
@@ -350,7 +340,8 @@ impl Domain {
     }
 
     /// Conversations waiting in a department's queue (`None`: no department).
-    async fn queued_count(&self, department_id: Option<i64>) -> Result<i64> {
+    /// Open conversations nobody is assigned to, in a department (or in none).
+    pub async fn queue_length(&self, department_id: Option<i64>) -> Result<i64> {
         use sea_orm::PaginatorTrait;
         let q = conversation::Entity::find()
             .filter(conversation::Column::AssigneeId.is_null())
@@ -359,7 +350,7 @@ impl Domain {
                 Some(d) => conversation::Column::DepartmentId.eq(d),
                 None => conversation::Column::DepartmentId.is_null(),
             });
-        Ok(i64::try_from(q.count(&self.db).await?).unwrap_or(i64::MAX))
+        Ok(i64::try_from(q.count(&self.read).await?).unwrap_or(i64::MAX))
     }
 
     /// Who had the conversation, oldest first.
@@ -385,7 +376,7 @@ impl Domain {
         change: &str,
     ) {
         for (department_id, queue_change) in queue_moves(before, after) {
-            let queue_length = self.queued_count(department_id).await.unwrap_or_else(|e| {
+            let queue_length = self.queue_length(department_id).await.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "could not count a queue for an event");
                 -1
             });
@@ -496,8 +487,7 @@ impl Domain {
             .await;
         match current {
             Ok(Some(c)) if c.assignee_id == before.assignee_id && is_active(c.status) => {
-                let load = self
-                    .loads_of(&[agent.id])
+                let load = crate::routing::loads_of(&self.db, &[agent.id])
                     .await
                     .ok()
                     .and_then(|l| l.get(&agent.id).copied())
@@ -943,7 +933,7 @@ impl Domain {
 }
 
 /// The event of a conversation change (`change`: "assigned", "resolved"…).
-fn conversation_updated(after: &conversation::Model, change: &str) -> EventPayload {
+pub(crate) fn conversation_updated(after: &conversation::Model, change: &str) -> EventPayload {
     EventPayload::ConversationUpdated {
         scope: Scope::from(after),
         status: after.status,

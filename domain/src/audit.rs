@@ -58,6 +58,29 @@ pub async fn record(
     at: DateTime<Utc>,
     change: Change<'_>,
 ) -> Result<()> {
+    row(actor, at, change).insert(db).await?;
+    Ok(())
+}
+
+/// Records several changes by one actor, a few multi-row INSERTs in all.
+pub async fn record_all<'a>(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    at: DateTime<Utc>,
+    changes: impl IntoIterator<Item = Change<'a>>,
+) -> Result<()> {
+    let rows: Vec<audit_log::ActiveModel> =
+        changes.into_iter().map(|c| row(actor, at, c)).collect();
+    // Well under the bind-parameter limits of SQLite and PostgreSQL.
+    for chunk in rows.chunks(500) {
+        audit_log::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+fn row(actor: &Actor, at: DateTime<Utc>, change: Change<'_>) -> audit_log::ActiveModel {
     audit_log::ActiveModel {
         actor_kind: Set(actor.kind),
         actor_id: Set(actor.id),
@@ -69,9 +92,6 @@ pub async fn record(
         created_at: Set(at),
         ..Default::default()
     }
-    .insert(db)
-    .await?;
-    Ok(())
 }
 
 #[derive(Debug, Default, Clone)]

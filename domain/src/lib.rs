@@ -32,6 +32,7 @@ pub mod reference;
 pub mod retention;
 pub mod routing;
 pub mod sla;
+mod sql;
 pub mod staff;
 pub mod survey;
 pub mod tags;
@@ -71,6 +72,10 @@ pub struct DomainConfig {
 #[derive(Clone)]
 pub struct Domain {
     pub db: DatabaseConnection,
+    /// Reads outside transactions that may lag the latest commit by nothing
+    /// more than the commit itself: the same pool as `db` unless a separate
+    /// one is given ([`Domain::with_read_pool`]).
+    pub read: DatabaseConnection,
     pub clock: Arc<dyn Clock>,
     pub events: Arc<dyn EventPublisher>,
     pub config: Arc<DomainConfig>,
@@ -91,6 +96,7 @@ impl Domain {
         config: DomainConfig,
     ) -> Self {
         Self {
+            read: db.clone(),
             db,
             clock,
             events,
@@ -99,5 +105,11 @@ impl Domain {
             outbox: Arc::new(outbound::OutboxRuntime::default()),
             webhooks: Arc::new(webhooks_out::WebhookRuntime::default()),
         }
+    }
+
+    /// A separate pool for reads outside transactions (see `read`).
+    pub fn with_read_pool(mut self, read: DatabaseConnection) -> Self {
+        self.read = read;
+        self
     }
 }

@@ -37,43 +37,55 @@
 //! without a department is always routed by the smart strategy.
 //!
 //! # Never twice, never over capacity
-//! Choices are made in memory, but an assignment is one conditional UPDATE
-//! (see [`crate::assignment`]): it only succeeds while the conversation is
-//! still queued and the agent still below capacity, with the agent's `users`
-//! row locked (`FOR UPDATE`) on PostgreSQL. Several workers in several
-//! instances can run this at once; a lost race just moves on.
+//! Choices are made in memory for the whole queue, then written in one
+//! transaction: the chosen agents' `users` rows are locked in id order (on
+//! PostgreSQL; SQLite has one writer), their loads are counted again under
+//! the lock and any choice that would now go over capacity is dropped, and a
+//! single UPDATE assigns only the conversations still queued. Several workers
+//! in several instances can run this at once: a lost race leaves the
+//! conversation to the next round.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use entity::{
-    ConversationStatus, Presence, Priority, Role, RoutingStrategy, conversation, department,
-    department_member, user,
+    AssignmentKind, Presence, Priority, Role, RoutingStrategy, assignment, conversation,
+    department, department_member, user,
 };
-use sea_orm::sea_query::{Expr, Func};
+use sea_orm::sea_query::{Expr, Func, LockType};
 use sea_orm::{
-    ColumnTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
 
-use crate::assignment::{ACTIVE, AssignOutcome, assign_if, record_history};
+use crate::assignment::{ACTIVE, assignment_state, conversation_updated};
 use crate::audit::{self, Change};
-use crate::events::EventPayload;
+use crate::events::{EventPayload, QueueChange};
 use crate::presence::ONLINE_WINDOW;
+use crate::sql::per_row;
 use crate::{Actor, Domain, Result};
 
-/// The most queued conversations one pass looks at.
+/// The most queued conversations one round looks at.
 const MAX_SCAN: u64 = 5_000;
-/// Attempts to place one conversation before a pass moves on.
-const MAX_ATTEMPTS: usize = 8;
-/// Assignments of one pass in flight at once (each its own transaction).
-const PARALLEL_ASSIGNMENTS: usize = 8;
+/// Rounds of one pass: a round whose choices went stale (another worker
+/// assigned meanwhile) is followed by another with fresh loads.
+const MAX_ROUNDS: usize = 4;
 
-/// A queued conversation being placed, with the agents that turned out full.
-struct Placement {
-    id: i64,
-    department_id: Option<i64>,
-    topic: Option<String>,
-    excluded: BTreeSet<i64>,
+/// A queued conversation, as routing needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queued {
+    pub id: i64,
+    pub department_id: Option<i64>,
+    pub topic: Option<String>,
+}
+
+/// One choice of a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Planned {
+    pub conversation: i64,
+    pub agent: i64,
+    /// The round-robin department whose cursor moves to `agent`.
+    pub round_robin: Option<i64>,
 }
 
 /// An agent as routing sees it.
@@ -186,19 +198,57 @@ pub fn queued_since() -> Expr {
     .into()
 }
 
-/// The online agents with their loads, memberships and skills.
-struct Team {
-    agents: Vec<Candidate>,
-}
-
-impl Team {
-    fn has_room(&self) -> bool {
-        self.agents.iter().any(Candidate::has_room)
+/// Chooses an agent for each queued conversation, in queue order, keeping
+/// count of the loads and round-robin cursors the choices change. A
+/// conversation nobody fits is left out: it waits for someone to free up or
+/// come online.
+pub fn plan(
+    queued: &[Queued],
+    agents: &mut [Candidate],
+    departments: &mut HashMap<i64, department::Model>,
+    declared: &BTreeSet<String>,
+    now: DateTime<Utc>,
+) -> Vec<Planned> {
+    let mut planned = vec![];
+    for item in queued {
+        if !agents.iter().any(Candidate::has_room) {
+            break;
+        }
+        let department = item.department_id.and_then(|d| departments.get(&d));
+        let round_robin = department
+            .filter(|d| d.routing_strategy == RoutingStrategy::RoundRobin)
+            .map(|d| (d.id, d.round_robin_cursor));
+        let keys = skill_keys(department.map(|d| d.name.as_str()), item.topic.as_deref());
+        let requirement = has_skill_requirement(&keys, declared);
+        let choice = match round_robin {
+            Some((dep, cursor)) => choose_round_robin(
+                agents.iter().filter(|c| c.departments.contains(&dep)),
+                cursor,
+            ),
+            None => choose_smart(
+                agents
+                    .iter()
+                    .filter(|c| matches_smart(c, item.department_id, &keys, requirement)),
+            ),
+        };
+        let Some(agent) = choice.map(|c| c.id) else {
+            continue;
+        };
+        if let Some(c) = agents.iter_mut().find(|c| c.id == agent) {
+            c.load += 1;
+            c.last_assigned_at = Some(now);
+        }
+        let round_robin = round_robin.map(|(d, _)| d);
+        if let Some(d) = round_robin.and_then(|d| departments.get_mut(&d)) {
+            d.round_robin_cursor = Some(agent);
+        }
+        planned.push(Planned {
+            conversation: item.id,
+            agent,
+            round_robin,
+        });
     }
-
-    fn get_mut(&mut self, id: i64) -> Option<&mut Candidate> {
-        self.agents.iter_mut().find(|c| c.id == id)
-    }
+    planned
 }
 
 fn skills_of(u: &user::Model) -> BTreeSet<String> {
@@ -210,52 +260,61 @@ fn skills_of(u: &user::Model) -> BTreeSet<String> {
         .collect()
 }
 
+/// Open and pending conversations assigned to each of `agents`.
+pub(crate) async fn loads_of(
+    db: &impl ConnectionTrait,
+    agents: &[i64],
+) -> Result<HashMap<i64, i64>> {
+    if agents.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Option<i64>, i64)> = conversation::Entity::find()
+        .select_only()
+        .column(conversation::Column::AssigneeId)
+        .column_as(conversation::Column::Id.count(), "load")
+        .filter(conversation::Column::AssigneeId.is_in(agents.to_vec()))
+        .filter(conversation::Column::Status.is_in(ACTIVE))
+        .group_by(conversation::Column::AssigneeId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(a, n)| a.map(|a| (a, n)))
+        .collect())
+}
+
+/// What a committed round publishes.
+struct Round {
+    assigned: Vec<conversation::Model>,
+    /// Every choice was written.
+    complete: bool,
+}
+
 impl Domain {
-    /// Open and pending conversations assigned to each of `agents`.
-    pub(crate) async fn loads_of(&self, agents: &[i64]) -> Result<HashMap<i64, i64>> {
-        if agents.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let rows: Vec<(Option<i64>, i64)> = conversation::Entity::find()
-            .select_only()
-            .column(conversation::Column::AssigneeId)
-            .column_as(conversation::Column::Id.count(), "load")
-            .filter(conversation::Column::AssigneeId.is_in(agents.to_vec()))
-            .filter(conversation::Column::Status.is_in(ACTIVE))
-            .group_by(conversation::Column::AssigneeId)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(a, n)| a.map(|a| (a, n)))
-            .collect())
-    }
-
-    async fn refresh_loads(&self, team: &mut Team) -> Result<()> {
-        let ids: Vec<i64> = team.agents.iter().map(|c| c.id).collect();
-        let loads = self.loads_of(&ids).await?;
-        for c in &mut team.agents {
-            c.load = loads.get(&c.id).copied().unwrap_or(0);
-        }
-        Ok(())
-    }
-
-    async fn routing_team(&self, now: DateTime<Utc>) -> Result<Team> {
-        let online = user::Entity::find()
+    /// The online agents as candidates, and every skill some active agent
+    /// declares (online or not).
+    async fn routing_team(&self, now: DateTime<Utc>) -> Result<(Vec<Candidate>, BTreeSet<String>)> {
+        let active = user::Entity::find()
             .filter(user::Column::Role.eq(Role::Agent))
             .filter(user::Column::IsActive.eq(true))
-            .filter(user::Column::Presence.eq(Presence::Online))
-            .filter(user::Column::LastSeenAt.gt(now - ONLINE_WINDOW))
-            .all(&self.db)
+            .all(&self.read)
             .await?;
+        let declared: BTreeSet<String> = active.iter().flat_map(skills_of).collect();
+        let online: Vec<user::Model> = active
+            .into_iter()
+            .filter(|u| {
+                u.presence == Presence::Online
+                    && u.last_seen_at.is_some_and(|t| t > now - ONLINE_WINDOW)
+            })
+            .collect();
         let ids: Vec<i64> = online.iter().map(|u| u.id).collect();
-        let loads = self.loads_of(&ids).await?;
+        let loads = loads_of(&self.read, &ids).await?;
         let mut memberships: HashMap<i64, BTreeSet<i64>> = HashMap::new();
         if !ids.is_empty() {
             for m in department_member::Entity::find()
                 .filter(department_member::Column::UserId.is_in(ids))
-                .all(&self.db)
+                .all(&self.read)
                 .await?
             {
                 memberships
@@ -275,45 +334,11 @@ impl Domain {
                 last_assigned_at: u.last_assigned_at,
             })
             .collect();
-        Ok(Team { agents })
+        Ok((agents, declared))
     }
 
-    /// Every skill some active agent declares.
-    async fn declared_skills(&self) -> Result<BTreeSet<String>> {
-        let rows: Vec<serde_json::Value> = user::Entity::find()
-            .select_only()
-            .column(user::Column::Skills)
-            .filter(user::Column::Role.eq(Role::Agent))
-            .filter(user::Column::IsActive.eq(true))
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .flat_map(|v| serde_json::from_value::<Vec<String>>(v).unwrap_or_default())
-            .map(|s| s.trim().to_lowercase())
-            .filter(|s| !s.is_empty())
-            .collect())
-    }
-
-    /// One routing pass over every queue: assigns what can be assigned and
-    /// returns the conversations it assigned. Safe to run concurrently, in
-    /// this instance or others.
-    #[tracing::instrument(skip(self))]
-    pub async fn route_queue(&self) -> Result<Vec<conversation::Model>> {
-        let now = self.clock.now();
-        let mut team = self.routing_team(now).await?;
-        if !team.has_room() {
-            return Ok(vec![]);
-        }
-        let mut departments: HashMap<i64, department::Model> = department::Entity::find()
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|d| (d.id, d))
-            .collect();
-        let declared = self.declared_skills().await?;
-        let queued: Vec<(i64, Option<i64>, Option<String>)> = conversation::Entity::find()
+    async fn queued(&self) -> Result<Vec<Queued>> {
+        let rows: Vec<(i64, Option<i64>, Option<String>)> = conversation::Entity::find()
             .select_only()
             .column(conversation::Column::Id)
             .column(conversation::Column::DepartmentId)
@@ -325,87 +350,48 @@ impl Domain {
             .order_by(conversation::Column::Id, Order::Asc)
             .limit(MAX_SCAN)
             .into_tuple()
-            .all(&self.db)
+            .all(&self.read)
             .await?;
-        // Choices are made in memory, a batch at a time, and the batch's
-        // conditional UPDATEs run concurrently: the database still decides
-        // (a stale choice comes back as `AgentFull` or `Gone`), the pass just
-        // does not wait for one commit before starting the next.
-        let mut pending: VecDeque<Placement> = queued
+        Ok(rows
             .into_iter()
-            .map(|(id, department_id, topic)| Placement {
+            .map(|(id, department_id, topic)| Queued {
                 id,
                 department_id,
                 topic,
-                excluded: BTreeSet::new(),
             })
-            .collect();
+            .collect())
+    }
+
+    /// One routing pass over every queue: assigns what can be assigned and
+    /// returns the conversations it assigned. Safe to run concurrently, in
+    /// this instance or others.
+    #[tracing::instrument(skip(self))]
+    pub async fn route_queue(&self) -> Result<Vec<conversation::Model>> {
         let mut assigned = vec![];
-        while team.has_room() {
-            let mut batch = vec![];
-            while batch.len() < PARALLEL_ASSIGNMENTS
-                && let Some(item) = pending.pop_front()
-            {
-                if item.excluded.len() >= MAX_ATTEMPTS {
-                    continue;
-                }
-                let department = item.department_id.and_then(|d| departments.get(&d));
-                let round_robin = department
-                    .filter(|d| d.routing_strategy == RoutingStrategy::RoundRobin)
-                    .map(|d| (d.id, d.round_robin_cursor));
-                let keys = skill_keys(department.map(|d| d.name.as_str()), item.topic.as_deref());
-                let requirement = has_skill_requirement(&keys, &declared);
-                let pool = team
-                    .agents
-                    .iter()
-                    .filter(|c| !item.excluded.contains(&c.id));
-                let choice = match round_robin {
-                    Some((dep, cursor)) => {
-                        choose_round_robin(pool.filter(|c| c.departments.contains(&dep)), cursor)
-                    }
-                    None => choose_smart(
-                        pool.filter(|c| matches_smart(c, item.department_id, &keys, requirement)),
-                    ),
-                };
-                // Nobody fits: it waits for someone to free up or come online.
-                let Some(agent) = choice.map(|c| c.id) else {
-                    continue;
-                };
-                if let Some(c) = team.get_mut(agent) {
-                    c.load += 1;
-                    c.last_assigned_at = Some(now);
-                }
-                let round_robin = round_robin.map(|(d, _)| d);
-                if let Some(d) = round_robin.and_then(|d| departments.get_mut(&d)) {
-                    d.round_robin_cursor = Some(agent);
-                }
-                batch.push((item, agent, round_robin));
-            }
-            if batch.is_empty() {
+        for _ in 0..MAX_ROUNDS {
+            let now = self.clock.now();
+            let (mut agents, declared) = self.routing_team(now).await?;
+            if !agents.iter().any(Candidate::has_room) {
                 break;
             }
-            let outcomes = futures_util::future::join_all(
-                batch
-                    .iter()
-                    .map(|(item, agent, rr)| self.assign_queued(item.id, *agent, *rr)),
-            )
-            .await;
-            let mut stale = false;
-            for ((mut item, agent, _), outcome) in batch.into_iter().zip(outcomes) {
-                match outcome? {
-                    AssignOutcome::Assigned(after) => assigned.push(*after),
-                    // Another worker took it.
-                    AssignOutcome::Gone => stale = true,
-                    // Our view of the loads was stale: try someone else.
-                    AssignOutcome::AgentFull => {
-                        stale = true;
-                        item.excluded.insert(agent);
-                        pending.push_front(item);
-                    }
-                }
+            let queued = self.queued().await?;
+            if queued.is_empty() {
+                break;
             }
-            if stale {
-                self.refresh_loads(&mut team).await?;
+            let mut departments: HashMap<i64, department::Model> = department::Entity::find()
+                .all(&self.read)
+                .await?
+                .into_iter()
+                .map(|d| (d.id, d))
+                .collect();
+            let planned = plan(&queued, &mut agents, &mut departments, &declared, now);
+            if planned.is_empty() {
+                break;
+            }
+            let round = self.assign_planned(&planned, now).await?;
+            assigned.extend(round.assigned);
+            if round.complete {
+                break;
             }
         }
         if !assigned.is_empty() {
@@ -414,85 +400,196 @@ impl Domain {
         Ok(assigned)
     }
 
-    /// Assigns one queued conversation to `agent` on behalf of the routing
-    /// worker, with history, audit and events.
-    async fn assign_queued(
-        &self,
-        id: i64,
-        agent: i64,
-        round_robin_department: Option<i64>,
-    ) -> Result<AssignOutcome> {
-        let now = self.clock.now();
+    /// Writes a round's choices in one transaction, with history, audit and
+    /// events; drops those that went stale since they were made.
+    async fn assign_planned(&self, planned: &[Planned], now: DateTime<Utc>) -> Result<Round> {
         let txn = self.db.begin().await?;
-        let Some(before) = conversation::Entity::find_by_id(id).one(&txn).await? else {
+        let mut agents: Vec<i64> = planned.iter().map(|p| p.agent).collect();
+        agents.sort_unstable();
+        agents.dedup();
+        // In id order, so that two rounds wanting the same agents queue up
+        // instead of deadlocking; `FOR NO KEY UPDATE` as in `lock_agent`.
+        let capacity: HashMap<i64, i64> = user::Entity::find()
+            .filter(user::Column::Id.is_in(agents.clone()))
+            .filter(user::Column::IsActive.eq(true))
+            .order_by_asc(user::Column::Id)
+            .lock(LockType::NoKeyUpdate)
+            .all(&txn)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, i64::from(u.max_concurrent)))
+            .collect();
+        // Counted under the locks: nobody else adds to these loads until commit.
+        let mut loads = loads_of(&txn, &agents).await?;
+        let mut complete = true;
+        let kept: Vec<Planned> = planned
+            .iter()
+            .filter(|p| {
+                let load = loads.entry(p.agent).or_default();
+                let room = capacity.get(&p.agent).is_some_and(|max| *load < *max);
+                if room {
+                    *load += 1;
+                } else {
+                    complete = false;
+                }
+                room
+            })
+            .copied()
+            .collect();
+        let assignees = per_row(
+            conversation::Column::Id,
+            conversation::Column::AssigneeId,
+            kept.iter()
+                .map(|p| (p.conversation, p.agent.into()))
+                .collect(),
+        );
+        let Some(assignees) = assignees else {
             txn.rollback().await?;
-            return Ok(AssignOutcome::Gone);
-        };
-        if before.assignee_id.is_some()
-            || !matches!(
-                before.status,
-                ConversationStatus::Open | ConversationStatus::Pending
-            )
-        {
-            txn.rollback().await?;
-            return Ok(AssignOutcome::Gone);
-        }
-        if !assign_if(&txn, id, agent, None, now, Default::default()).await? {
-            txn.rollback().await?;
-            // Lost the conversation to another worker, or the agent filled up.
-            let still_queued = conversation::Entity::find_by_id(id)
-                .filter(conversation::Column::AssigneeId.is_null())
-                .filter(conversation::Column::Status.is_in(ACTIVE))
-                .one(&self.db)
-                .await?
-                .is_some();
-            return Ok(if still_queued {
-                AssignOutcome::AgentFull
-            } else {
-                AssignOutcome::Gone
+            return Ok(Round {
+                assigned: vec![],
+                complete,
             });
+        };
+        let mut assigned = conversation::Entity::update_many()
+            .col_expr(conversation::Column::AssigneeId, assignees)
+            .col_expr(conversation::Column::AssignedAt, Expr::value(now))
+            .col_expr(conversation::Column::UpdatedAt, Expr::value(now))
+            .filter(conversation::Column::Id.is_in(kept.iter().map(|p| p.conversation)))
+            .filter(conversation::Column::AssigneeId.is_null())
+            .filter(conversation::Column::Status.is_in(ACTIVE))
+            .exec_with_returning(&txn)
+            .await?;
+        // The rest were taken by another worker or closed meanwhile.
+        complete &= assigned.len() == kept.len();
+        let order: HashMap<i64, usize> = kept
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.conversation, i))
+            .collect();
+        assigned.sort_by_key(|c| order.get(&c.id).copied());
+        let done: Vec<&Planned> = assigned
+            .iter()
+            .filter_map(|c| order.get(&c.id).map(|&i| &kept[i]))
+            .collect();
+        if !assigned.is_empty() {
+            user::Entity::update_many()
+                .col_expr(user::Column::LastAssignedAt, Expr::value(now))
+                .filter(user::Column::Id.is_in(done.iter().map(|p| p.agent)))
+                .exec(&txn)
+                .await?;
         }
-        if let Some(dep) = round_robin_department {
+        let cursors: HashMap<i64, i64> = done
+            .iter()
+            .filter_map(|p| p.round_robin.map(|d| (d, p.agent)))
+            .collect();
+        for (dep, agent) in cursors {
             department::Entity::update_many()
                 .col_expr(department::Column::RoundRobinCursor, Expr::value(agent))
                 .filter(department::Column::Id.eq(dep))
                 .exec(&txn)
                 .await?;
         }
-        let after = conversation::Entity::find_by_id(id)
-            .one(&txn)
-            .await?
-            .ok_or_else(|| crate::DomainError::not_found("conversation", id))?;
+        self.record_assignments(&txn, &assigned, now).await?;
+        let events: Vec<EventPayload> = assigned
+            .iter()
+            .map(|c| conversation_updated(c, "assigned"))
+            .collect();
+        self.enqueue_webhooks_in(&txn, &events).await?;
+        txn.commit().await?;
+        self.publish_assignments(&assigned, events).await;
+        Ok(Round { assigned, complete })
+    }
+
+    /// History and audit rows of automatic assignments: each conversation
+    /// was queued (no assignee) in the same department and status before.
+    async fn record_assignments(
+        &self,
+        txn: &impl ConnectionTrait,
+        assigned: &[conversation::Model],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if assigned.is_empty() {
+            return Ok(());
+        }
         let system = Actor::system();
-        record_history(
-            &txn,
+        let history: Vec<assignment::ActiveModel> = assigned
+            .iter()
+            .map(|c| assignment::ActiveModel {
+                conversation_id: Set(c.id),
+                kind: Set(AssignmentKind::Auto),
+                from_user_id: Set(None),
+                to_user_id: Set(c.assignee_id),
+                from_department_id: Set(c.department_id),
+                to_department_id: Set(c.department_id),
+                reason: Set(None),
+                actor_id: Set(system.user_id()),
+                created_at: Set(now),
+                ..Default::default()
+            })
+            .collect();
+        for chunk in history.chunks(500) {
+            assignment::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(txn)
+                .await?;
+        }
+        audit::record_all(
+            txn,
             &system,
-            &before,
-            &after,
-            entity::AssignmentKind::Auto,
-            None,
             now,
+            assigned.iter().map(|after| {
+                let before = conversation::Model {
+                    assignee_id: None,
+                    ..after.clone()
+                };
+                Change::new("conversation.assign", "conversation", after.id)
+                    .before(&assignment_state(&before))
+                    .after(&assignment_state(after))
+            }),
         )
-        .await?;
-        audit::record(
-            &txn,
-            &system,
-            now,
-            Change::new("conversation.assign", "conversation", id)
-                .before(&crate::assignment::assignment_state(&before))
-                .after(&crate::assignment::assignment_state(&after)),
-        )
-        .await?;
-        self.commit_change(txn, &before, &after, "assigned", vec![])
-            .await?;
-        Ok(AssignOutcome::Assigned(Box::new(after)))
+        .await
+    }
+
+    /// Queue events (with each queue's length after that assignment) and
+    /// conversation events of a committed round.
+    async fn publish_assignments(
+        &self,
+        assigned: &[conversation::Model],
+        events: Vec<EventPayload>,
+    ) {
+        let mut left: HashMap<Option<i64>, i64> = HashMap::new();
+        for c in assigned {
+            *left.entry(c.department_id).or_default() += 1;
+        }
+        let mut lengths = HashMap::new();
+        for &department in left.keys() {
+            let n = self.queue_length(department).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "could not count a queue for an event");
+                -1
+            });
+            lengths.insert(department, n);
+        }
+        for (c, event) in assigned.iter().zip(events) {
+            let later = left.entry(c.department_id).or_default();
+            *later -= 1;
+            let queue_length = lengths
+                .get(&c.department_id)
+                .map_or(-1, |&n| if n < 0 { n } else { n + *later });
+            self.emit(EventPayload::QueueChanged {
+                department_id: c.department_id,
+                conversation_id: c.id,
+                change: QueueChange::Assigned,
+                queue_length,
+            });
+            self.emit(event);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{QueueChange, Scope};
+    use crate::events::Scope;
+    use entity::ConversationStatus;
 
     fn agent(id: i64, skills: &[&str], deps: &[i64], load: i64) -> Candidate {
         Candidate {
@@ -588,6 +685,62 @@ mod tests {
             Some(4)
         );
         assert_eq!(choose_round_robin(team.iter(), None).map(|c| c.id), Some(4));
+    }
+
+    fn queued(id: i64, department_id: Option<i64>) -> Queued {
+        Queued {
+            id,
+            department_id,
+            topic: None,
+        }
+    }
+
+    #[test]
+    fn a_round_spreads_the_queue_in_order_within_capacity() {
+        let now = Utc::now();
+        let mut a = agent(1, &[], &[], 2);
+        a.max = 3;
+        let mut agents = vec![a, agent(2, &[], &[], 0)];
+        let queue: Vec<Queued> = (10..15).map(|id| queued(id, None)).collect();
+        let planned = plan(
+            &queue,
+            &mut agents,
+            &mut HashMap::new(),
+            &BTreeSet::new(),
+            now,
+        );
+        let pairs: Vec<(i64, i64)> = planned.iter().map(|p| (p.conversation, p.agent)).collect();
+        // Agent 2 starts empty and takes turns once both are at 2; nobody
+        // goes over 3, and the fifth conversation waits.
+        assert_eq!(pairs, vec![(10, 2), (11, 2), (12, 1), (13, 2)]);
+        assert!(agents.iter().all(|c| c.load == c.max));
+    }
+
+    #[test]
+    fn a_round_moves_the_round_robin_cursor_as_it_goes() {
+        let now = Utc::now();
+        let department = department::Model {
+            id: 7,
+            name: "Sales".into(),
+            description: None,
+            keywords: serde_json::json!([]),
+            routing_strategy: RoutingStrategy::RoundRobin,
+            round_robin_cursor: Some(4),
+            created_at: now,
+            updated_at: now,
+        };
+        let mut departments = HashMap::from([(7, department)]);
+        let mut agents = vec![
+            agent(4, &[], &[7], 0),
+            agent(5, &[], &[7], 0),
+            agent(6, &[], &[], 0),
+        ];
+        let queue: Vec<Queued> = (1..=3).map(|id| queued(id, Some(7))).collect();
+        let planned = plan(&queue, &mut agents, &mut departments, &BTreeSet::new(), now);
+        let picks: Vec<i64> = planned.iter().map(|p| p.agent).collect();
+        assert_eq!(picks, vec![5, 4, 5]);
+        assert!(planned.iter().all(|p| p.round_robin == Some(7)));
+        assert_eq!(departments[&7].round_robin_cursor, Some(5));
     }
 
     #[test]

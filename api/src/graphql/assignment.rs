@@ -9,12 +9,8 @@ use entity::{AssignmentKind, Presence, Priority, assignment};
 
 use super::context::{ContextExt, parse_id};
 use super::error::IntoGql;
-use super::loaders::Loaders;
+use super::loaders::loaders;
 use super::types::{Conversation, Department, Staff, connection};
-
-fn loaders<'a>(ctx: &'a Context<'_>) -> &'a Loaders {
-    ctx.data_unchecked::<Loaders>()
-}
 
 fn optional_id(id: Option<ID>, field: &str) -> Result<Option<i64>> {
     id.map(|i| parse_id(&i, field)).transpose()

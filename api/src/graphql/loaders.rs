@@ -106,15 +106,27 @@ pub struct Loaders {
 /// page of 100 rows resolving on a busy machine still makes one batch.
 const BATCH_DELAY: Duration = Duration::from_millis(3);
 
-fn loader<K, T: Loader<K>>(inner: T) -> DataLoader<T>
+fn loader<K, T: Loader<K>>(inner: T, delay: Duration) -> DataLoader<T>
 where
     K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
 {
-    DataLoader::new(inner, tokio::spawn).delay(BATCH_DELAY)
+    DataLoader::new(inner, tokio::spawn).delay(delay)
 }
 
 impl Loaders {
-    pub fn new(db: &DatabaseConnection) -> Self {
+    /// Loaders for queries and mutations: keys are gathered for
+    /// [`BATCH_DELAY`], so a page's rows make one query per relation.
+    pub fn batching(db: &DatabaseConnection) -> Arc<Self> {
+        Arc::new(Self::new(db, BATCH_DELAY))
+    }
+
+    /// Loaders for subscriptions, which resolve one event at a time: waiting
+    /// to gather keys would only add the delay to every event a socket gets.
+    pub fn immediate(db: &DatabaseConnection) -> Arc<Self> {
+        Arc::new(Self::new(db, Duration::ZERO))
+    }
+
+    fn new(db: &DatabaseConnection, delay: Duration) -> Self {
         fn by_id<E>(db: &DatabaseConnection) -> ById<E> {
             ById {
                 db: db.clone(),
@@ -122,12 +134,18 @@ impl Loaders {
             }
         }
         Self {
-            contacts: loader(by_id(db)),
-            users: loader(by_id(db)),
-            departments: loader(by_id(db)),
-            channels: loader(by_id(db)),
-            conversation_tags: loader(ConversationTags { db: db.clone() }),
-            recent_messages: loader(RecentMessages { db: db.clone() }),
+            contacts: loader(by_id(db), delay),
+            users: loader(by_id(db), delay),
+            departments: loader(by_id(db), delay),
+            channels: loader(by_id(db), delay),
+            conversation_tags: loader(ConversationTags { db: db.clone() }, delay),
+            recent_messages: loader(RecentMessages { db: db.clone() }, delay),
         }
     }
+}
+
+/// The loaders of the operation: a socket's session data holds the
+/// immediate ones, which take precedence over the schema's batching ones.
+pub fn loaders<'a>(ctx: &'a async_graphql::Context<'_>) -> &'a Loaders {
+    ctx.data_unchecked::<Arc<Loaders>>()
 }

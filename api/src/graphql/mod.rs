@@ -71,7 +71,7 @@ pub fn build_schema(
     limits: Limits,
     metrics: crate::metrics::GraphqlMetrics,
 ) -> HelpdeskSchema {
-    let loaders = loaders::Loaders::new(&domain.db);
+    let loaders = loaders::Loaders::batching(&domain.read);
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),

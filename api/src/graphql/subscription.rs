@@ -223,7 +223,7 @@ pub struct LockEvent {
 impl LockEvent {
     /// Who holds the lock now; null when it was released.
     async fn holder(&self, ctx: &Context<'_>) -> Result<Option<Staff>> {
-        let user = self.live.staff(&ctx.domain().db).await.map_err(db_error)?;
+        let user = self.live.staff(&ctx.domain().read).await.map_err(db_error)?;
         Ok(user.cloned().map(Staff))
     }
 }
@@ -278,7 +278,7 @@ impl SlaAlertEvent {
     async fn conversation(&self, ctx: &Context<'_>) -> Result<Option<Conversation>> {
         let row = self
             .live
-            .conversation(&ctx.domain().db)
+            .conversation(&ctx.domain().read)
             .await
             .map_err(db_error)?;
         Ok(row.cloned().map(Conversation))
@@ -299,7 +299,7 @@ pub struct AgentPresenceEvent {
 #[ComplexObject]
 impl AgentPresenceEvent {
     async fn agent(&self, ctx: &Context<'_>) -> Result<Option<Staff>> {
-        let user = self.live.staff(&ctx.domain().db).await.map_err(db_error)?;
+        let user = self.live.staff(&ctx.domain().read).await.map_err(db_error)?;
         Ok(user.cloned().map(Staff))
     }
 }
@@ -366,7 +366,7 @@ impl SubscriptionRoot {
         let actor = conversation_stream_actor(ctx)?;
         let only = optional_id(conversation_id, "conversationId")?;
         let wanted = filter.unwrap_or_default().parse(only)?;
-        let db = ctx.domain().db.clone();
+        let db = ctx.domain().read.clone();
         Ok(live(ctx, move |live| {
             let EventPayload::ConversationUpdated {
                 scope,
@@ -407,7 +407,7 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Result<Message>>> {
         let actor = conversation_stream_actor(ctx)?;
         let only = optional_id(conversation_id, "conversationId")?;
-        let db = ctx.domain().db.clone();
+        let db = ctx.domain().read.clone();
         Ok(live(ctx, move |live| {
             let EventPayload::MessageAdded { scope, .. } = live.payload() else {
                 return None;
@@ -434,7 +434,7 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Result<Note>>> {
         let actor = conversation_stream_actor(ctx)?;
         let only = parse_id(&conversation_id, "conversationId")?;
-        let db = ctx.domain().db.clone();
+        let db = ctx.domain().read.clone();
         Ok(live(ctx, move |live| {
             let EventPayload::NoteAdded { scope, .. } = live.payload() else {
                 return None;
@@ -604,7 +604,7 @@ impl SubscriptionRoot {
         // Subscribe before reading what is mine, so no change falls in between.
         let bus = ctx.data_unchecked::<InProcessBus>();
         let rx = bus.subscribe();
-        let db = ctx.domain().db.clone();
+        let db = ctx.domain().read.clone();
         let mut mine: HashSet<i64> = conversation::Entity::find()
             .select_only()
             .column(conversation::Column::Id)

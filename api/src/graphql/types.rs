@@ -10,11 +10,7 @@ use serde_json::Value;
 
 use super::context::ContextExt;
 use super::error::IntoGql;
-use super::loaders::Loaders;
-
-fn loaders<'a>(ctx: &'a Context<'_>) -> &'a Loaders {
-    ctx.data_unchecked::<Loaders>()
-}
+use super::loaders::loaders;
 
 fn id(v: i64) -> ID {
     ID(v.to_string())

@@ -36,6 +36,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 use super::HelpdeskSchema;
 use super::context::{Caller, bearer};
+use super::loaders::Loaders;
 use crate::startup::{Lifecycle, SocketGuard};
 
 /// graphql-transport-ws's code for a refused connection_init.
@@ -85,12 +86,15 @@ struct Shared {
     schema: HelpdeskSchema,
     domain: Domain,
     lifecycle: Lifecycle,
+    /// Every socket's loaders (see `Loaders::immediate`).
+    loaders: Arc<Loaders>,
 }
 
 impl Sockets {
     pub fn new(schema: HelpdeskSchema, domain: Domain, lifecycle: Lifecycle) -> Self {
         Self(Arc::new(Shared {
             schema,
+            loaders: Loaders::immediate(&domain.read),
             domain,
             lifecycle,
         }))
@@ -297,6 +301,7 @@ async fn serve(shared: &Shared, mut ws: Socket, protocol: Protocols, header_toke
     let on_init = {
         let domain = domain.clone();
         let outcome = outcome.clone();
+        let loaders = shared.loaders.clone();
         move |init: serde_json::Value| {
             let token = token_from_init(&init).or(header_token);
             async move {
@@ -312,6 +317,7 @@ async fn serve(shared: &Shared, mut ws: Socket, protocol: Protocols, header_toke
                         });
                         let mut data = Data::default();
                         data.insert(Caller::Authenticated(actor));
+                        data.insert(loaders);
                         Ok(data)
                     }
                     None => {

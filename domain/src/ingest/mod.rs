@@ -10,13 +10,10 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use entity::{
-    ConversationStatus, DeliveryStatus, Direction, MessageType, channel, conversation, message,
-};
+use entity::{DeliveryStatus, Direction, MessageType, channel, conversation, message};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
-    TransactionTrait,
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
 };
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -250,21 +247,6 @@ impl Domain {
                 queue_length: lengths.get(&department_id).copied().unwrap_or_default(),
             });
         }
-    }
-
-    /// Open conversations nobody is assigned to, in a department (or in none).
-    pub async fn queue_length(&self, department_id: Option<i64>) -> Result<i64> {
-        let mut q = conversation::Entity::find()
-            .filter(conversation::Column::AssigneeId.is_null())
-            .filter(
-                conversation::Column::Status
-                    .is_in([ConversationStatus::Open, ConversationStatus::Pending]),
-            );
-        q = match department_id {
-            Some(d) => q.filter(conversation::Column::DepartmentId.eq(d)),
-            None => q.filter(conversation::Column::DepartmentId.is_null()),
-        };
-        Ok(q.count(&self.db).await? as i64)
     }
 }
 

@@ -12,7 +12,7 @@ use entity::{
     ConsentState, ConversationStatus, DeliveryStatus, Direction, MessageType, Priority, SenderKind,
     channel, contact, conversation, message,
 };
-use sea_orm::sea_query::{CaseStatement, Expr, SimpleExpr};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter,
     QueryOrder, Set, Value,
@@ -23,6 +23,7 @@ use super::{InboundMessage, IngestReport, Pending};
 use crate::autoreply::engine::{History, Inbound};
 use crate::events::{EventPayload, Scope};
 use crate::reference::Reference;
+use crate::sql::per_row;
 use crate::{Domain, Result, consent};
 
 /// One new inbound message of the batch, with the delivery it came in.
@@ -397,22 +398,6 @@ impl Senders {
         contact.consent_changed_at = Some(now);
         Ok(())
     }
-}
-
-/// `CASE WHEN id = … THEN … ELSE column END`: one column set row by row in
-/// a single UPDATE; `None` when no row changes it.
-fn per_row(
-    id: impl ColumnTrait,
-    column: impl ColumnTrait,
-    values: Vec<(i64, Value)>,
-) -> Option<SimpleExpr> {
-    let mut values = values.into_iter();
-    let (first, value) = values.next()?;
-    let mut case = CaseStatement::new().case(id.eq(first), Expr::value(value));
-    for (row, value) in values {
-        case = case.case(id.eq(row), Expr::value(value));
-    }
-    Some(case.finally(Expr::col(column)).into())
 }
 
 /// The open (or pending) conversation of each (contact, channel) of the batch.

@@ -186,7 +186,7 @@ impl Domain {
         if !ids.is_empty() {
             for u in user::Entity::find()
                 .filter(user::Column::Id.is_in(ids))
-                .all(&self.db)
+                .all(&self.read)
                 .await?
             {
                 if let Some(a) = agents.get_mut(&u.id) {
@@ -321,7 +321,7 @@ impl Domain {
             sums.join(", "),
             parts.join(" UNION ALL ")
         );
-        s.all(&self.db, &sql).await
+        s.all(&self.read, &sql).await
     }
 
     async fn agent_online(
@@ -340,7 +340,7 @@ impl Domain {
              AND p.started_at < {to} AND COALESCE(p.ended_at, {now_p}) > {from} \
              GROUP BY p.user_id"
         );
-        s.all(&self.db, &sql).await
+        s.all(&self.read, &sql).await
     }
 
     /// Handling time per agent (`busy_ms`): the plan's live intervals each

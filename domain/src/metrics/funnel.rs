@@ -127,7 +127,7 @@ impl Domain {
              WHERE c.created_at >= {pfrom} AND c.created_at < {to}{filters}",
             cols.join(", ")
         );
-        let rows = s.all(&self.db, &sql).await?;
+        let rows = s.all(&self.read, &sql).await?;
         let mut current = [0i64; 4];
         let mut previous = [0i64; 4];
         let (mut amount, mut previous_amount) = (0, 0);

@@ -84,7 +84,7 @@ impl Domain {
                  FROM ({}) u GROUP BY topic",
                 parts.join(" UNION ALL ")
             );
-            s.all(&self.db, &sql).await?
+            s.all(&self.read, &sql).await?
         };
         for row in found {
             let r = RepeatRow {

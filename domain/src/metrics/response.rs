@@ -276,7 +276,7 @@ impl Domain {
                 label = dim.label,
                 joins = dim.joins,
             );
-            s.all(&self.db, &sql).await
+            s.all(&self.read, &sql).await
         };
         let rolled = async {
             let mut s = Sql::new(backend);
@@ -297,7 +297,7 @@ impl Domain {
                 joins = dim.joins,
                 sums = core_sums(),
             );
-            s.all(&self.db, &sql).await
+            s.all(&self.read, &sql).await
         };
         let (live, rolled) = tokio::try_join!(live, rolled)?;
         let mut out: BTreeMap<GroupKey, (Option<String>, Partial)> = BTreeMap::new();
@@ -380,7 +380,7 @@ impl Domain {
              ORDER BY g0, g1, v",
             parts.join(" UNION ALL ")
         );
-        let rows = s.all(&self.db, &sql).await?;
+        let rows = s.all(&self.read, &sql).await?;
         let mut hist: BTreeMap<GroupKey, (i64, Vec<HistRow>)> = BTreeMap::new();
         for row in rows {
             let e = hist
@@ -475,7 +475,7 @@ impl Domain {
              FROM ({}) u GROUP BY bucket, dkey",
             parts.join(" UNION ALL ")
         );
-        s.all(&self.db, &sql).await
+        s.all(&self.read, &sql).await
     }
 }
 

@@ -408,7 +408,7 @@ impl Domain {
         let (a, b) = (s.bind(h0), s.bind(h1));
         let rows = s
             .all(
-                &self.db,
+                &self.read,
                 &format!(
                     "SELECT r.hour AS hour FROM metrics_rollup_hours r \
                      WHERE r.hour >= {a} AND r.hour < {b} AND NOT EXISTS \

@@ -198,7 +198,7 @@ impl Domain {
             "SELECT h, d, CAST(SUM(n) AS BIGINT) AS n FROM ({}) u GROUP BY h, d",
             parts.join(" UNION ALL ")
         );
-        s.all(&self.db, &sql).await
+        s.all(&self.read, &sql).await
     }
 
     async fn handle_time(&self, q: &MetricsQuery) -> Result<Option<f64>> {
@@ -230,7 +230,7 @@ impl Domain {
              CAST(SUM(handle_sum) AS BIGINT) AS handle_sum FROM ({}) u",
             parts.join(" UNION ALL ")
         );
-        let rows = s.all(&self.db, &sql).await?;
+        let rows = s.all(&self.read, &sql).await?;
         match rows.first() {
             Some(r) => Ok(round_ms(
                 ratio(count(r, "handle_sum")?, count(r, "handle_n")?).map(|ms| ms / 1000.0),

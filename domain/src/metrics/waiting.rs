@@ -117,7 +117,7 @@ impl Domain {
              FROM ({}) u GROUP BY b",
             parts.join(" UNION ALL ")
         );
-        for row in s.all(&self.db, &sql).await? {
+        for row in s.all(&self.read, &sql).await? {
             if let Some(r) = out.get_mut(count(&row, "b")? as usize) {
                 r.conversations += count(&row, "n")?;
                 r.converted += count(&row, "converted")?;

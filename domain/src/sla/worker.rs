@@ -26,7 +26,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use entity::{
     AssignmentKind, DeliveryStatus, Direction, MessageType, OutboxStatus, SenderKind, SlaKind,
-    SlaLevel, audit_log, contact, conversation, department, message, outbox, sla_event,
+    SlaLevel, contact, conversation, department, message, outbox, sla_event,
 };
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
 use sea_orm::{
@@ -160,32 +160,19 @@ async fn escalate_in_place(
             .await?;
     }
     let system = Actor::system();
-    let rows: Vec<audit_log::ActiveModel> = escalated
-        .iter()
-        .map(|(c, reason)| {
+    audit::record_all(
+        txn,
+        &system,
+        now,
+        escalated.iter().map(|(c, reason)| {
             let state = assignment_state(c);
-            let mut after_state = state.clone();
-            if let Some(map) = after_state.as_object_mut() {
-                map.insert("reason".into(), reason.clone().into());
-            }
-            audit_log::ActiveModel {
-                actor_kind: Set(system.kind),
-                actor_id: Set(system.id),
-                action: Set("sla.escalate".into()),
-                entity_type: Set("conversation".into()),
-                entity_id: Set(Some(c.id.to_string())),
-                before: Set(Some(state)),
-                after: Set(Some(after_state)),
-                created_at: Set(now),
-                ..Default::default()
-            }
-        })
-        .collect();
-    for chunk in rows.chunks(500) {
-        audit_log::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(txn)
-            .await?;
-    }
+            audit::Change::new("sla.escalate", "conversation", c.id)
+                .before(&state)
+                .after(&state)
+                .with_extra("reason", reason)
+        }),
+    )
+    .await?;
     for (c, _) in escalated {
         after.events.push(EventPayload::ConversationUpdated {
             scope: Scope::from(c),
