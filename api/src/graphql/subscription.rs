@@ -223,7 +223,11 @@ pub struct LockEvent {
 impl LockEvent {
     /// Who holds the lock now; null when it was released.
     async fn holder(&self, ctx: &Context<'_>) -> Result<Option<Staff>> {
-        let user = self.live.staff(&ctx.domain().read).await.map_err(db_error)?;
+        let user = self
+            .live
+            .staff(&ctx.domain().read)
+            .await
+            .map_err(db_error)?;
         Ok(user.cloned().map(Staff))
     }
 }
@@ -299,7 +303,11 @@ pub struct AgentPresenceEvent {
 #[ComplexObject]
 impl AgentPresenceEvent {
     async fn agent(&self, ctx: &Context<'_>) -> Result<Option<Staff>> {
-        let user = self.live.staff(&ctx.domain().read).await.map_err(db_error)?;
+        let user = self
+            .live
+            .staff(&ctx.domain().read)
+            .await
+            .map_err(db_error)?;
         Ok(user.cloned().map(Staff))
     }
 }

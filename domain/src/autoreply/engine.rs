@@ -163,47 +163,14 @@ impl Domain {
         conversation: conversation::Model,
         text: Option<&str>,
     ) -> Result<conversation::Model> {
-        let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
-            return Ok(conversation);
-        };
-        if conversation.assignee_id.is_some()
-            || !matches!(
-                conversation.status,
-                ConversationStatus::Open | ConversationStatus::Pending
-            )
-        {
-            return Ok(conversation);
-        }
-        let words = Words::of(text);
-        let topic = match &conversation.topic {
-            Some(_) => None,
-            None => keywords::detect_topic(&words),
-        };
-        let department = match conversation.department_id {
-            Some(_) => None,
-            None => route_by_keywords(
-                reference.departments(txn).await?,
-                &words,
-                topic.or(conversation.topic.as_deref()),
-            ),
-        };
-        let lang = match &conversation.language {
-            Some(_) => None,
-            None => language::detect(text),
-        };
-        if topic.is_none() && department.is_none() && lang.is_none() {
+        let mut classified = conversation.clone();
+        if !classify(reference.departments(txn).await?, &mut classified, text) {
             return Ok(conversation);
         }
         let mut row: conversation::ActiveModel = conversation.into();
-        if let Some(t) = topic {
-            row.topic = Set(Some(t.to_string()));
-        }
-        if let Some(d) = department {
-            row.department_id = Set(Some(d));
-        }
-        if let Some(l) = lang {
-            row.language = Set(Some(l.to_string()));
-        }
+        row.topic = Set(classified.topic);
+        row.department_id = Set(classified.department_id);
+        row.language = Set(classified.language);
         Ok(row.update(txn).await?)
     }
 
@@ -629,6 +596,49 @@ async fn sla_target_secs(
             )
         });
     Ok(best.map(|p| i64::from(p.first_response_secs)))
+}
+
+/// Sets, in memory, what a customer's text tells about a conversation nobody
+/// holds yet and that does not know it already: its topic, its department (by
+/// the departments' keywords, else by the topic) and its language. Returns
+/// whether anything changed.
+pub fn classify(
+    departments: &[department::Model],
+    conversation: &mut conversation::Model,
+    text: Option<&str>,
+) -> bool {
+    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+        return false;
+    };
+    if conversation.assignee_id.is_some()
+        || !matches!(
+            conversation.status,
+            ConversationStatus::Open | ConversationStatus::Pending
+        )
+    {
+        return false;
+    }
+    let words = Words::of(text);
+    let mut changed = false;
+    if conversation.topic.is_none()
+        && let Some(t) = keywords::detect_topic(&words)
+    {
+        conversation.topic = Some(t.to_string());
+        changed = true;
+    }
+    if conversation.department_id.is_none()
+        && let Some(d) = route_by_keywords(departments, &words, conversation.topic.as_deref())
+    {
+        conversation.department_id = Some(d);
+        changed = true;
+    }
+    if conversation.language.is_none()
+        && let Some(l) = language::detect(text)
+    {
+        conversation.language = Some(l.to_string());
+        changed = true;
+    }
+    changed
 }
 
 /// The department a text routes to: the first whose keyword appears in it,

@@ -14,13 +14,13 @@ use entity::{
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, Set, Value,
+    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, NotSet, QueryFilter, QueryOrder, Set,
+    Value,
 };
 use serde_json::json;
 
 use super::{InboundMessage, IngestReport, Pending};
-use crate::autoreply::engine::{History, Inbound};
+use crate::autoreply::engine::{History, Inbound, classify};
 use crate::events::{EventPayload, Scope};
 use crate::reference::Reference;
 use crate::sql::per_row;
@@ -133,49 +133,77 @@ impl Domain {
         }
         let mut open = OpenConversations::load(txn, attributed, &answered, now).await?;
         let rules = reference.sla(txn).await?;
-        let mut placed = Vec::with_capacity(attributed.len());
+        let departments = reference.departments(txn).await?;
+        // New conversations are built in memory, classified and with their
+        // SLA clocks started, and inserted together once all are placed.
+        let mut new: Vec<conversation::Model> = vec![];
+        let mut new_at: HashMap<(i64, i64), usize> = HashMap::new();
+        let mut slots = Vec::with_capacity(attributed.len());
         for ((item, contact_id), answered) in attributed.iter().zip(answered) {
             let contact = &senders.models[contact_id];
             let key = (*contact_id, item.channel.id);
+            let text = item.m.body.as_deref();
             let is_answer = answered.is_some();
-            let (conversation, created) = match answered {
-                Some(c) => (c, false),
-                None => match open.by_key.get(&key) {
-                    Some(c) if open.touched.contains(&c.id) => (c.clone(), false),
-                    // Created by an earlier message of this batch.
-                    Some(c) => (touch(txn, c.clone(), item.m, now).await?, false),
-                    None => (
-                        create_conversation(txn, item.channel, contact, item.m, now).await?,
-                        true,
-                    ),
-                },
+            let slot = if !is_answer && let Some(&i) = new_at.get(&key) {
+                // A further message of a conversation this batch opens.
+                bring_up_to_date(&mut new[i], item.m, now);
+                classify(departments, &mut new[i], text);
+                Slot::New {
+                    index: i,
+                    created: false,
+                }
+            } else if let Some(c) = answered.or_else(|| open.by_key.get(&key).cloned()) {
+                // Department, topic and language before routing sees it.
+                let c = self.classify_inbound(txn, reference, c, text).await?;
+                // SLA (domain::sla): resume paused clocks.
+                let c = crate::sla::clock::on_inbound(txn, rules, c, now).await?;
+                if !is_answer {
+                    open.by_key.insert(key, c.clone());
+                }
+                Slot::Stored(c)
+            } else {
+                let mut c = new_conversation(item.channel, contact, item.m, now);
+                classify(departments, &mut c, text);
+                new_at.insert(key, new.len());
+                new.push(crate::sla::clock::started(rules, &c, now));
+                Slot::New {
+                    index: new.len() - 1,
+                    created: true,
+                }
             };
-            // Automation: department, topic and language before routing sees it.
-            let conversation = self
-                .classify_inbound(txn, reference, conversation, item.m.body.as_deref())
-                .await?;
-            // SLA (domain::sla): start the clocks of a new conversation (after
-            // classification: the policy depends on department and priority),
-            // resume paused ones.
-            let conversation =
-                crate::sla::clock::on_inbound(txn, rules, conversation, created, now).await?;
-            if !is_answer {
-                open.by_key.insert(key, conversation.clone());
-            }
             if item.m.message_type == MessageType::Text
-                && let Some(state) = item.m.body.as_deref().and_then(consent::requested)
+                && let Some(state) = text.and_then(consent::requested)
             {
                 senders.set_consent(txn, *contact_id, state, now).await?;
             }
-            placed.push(Placed {
-                item,
-                contact_id: *contact_id,
-                conversation,
-                created,
-            });
+            slots.push((item, *contact_id, slot));
         }
+        let inserted = insert_conversations(txn, new).await?;
+        let placed = slots
+            .into_iter()
+            .map(|(item, contact_id, slot)| {
+                let (conversation, created) = match slot {
+                    Slot::Stored(c) => (c, false),
+                    Slot::New { index, created } => (inserted[index].clone(), created),
+                };
+                Placed {
+                    item,
+                    contact_id,
+                    conversation,
+                    created,
+                }
+            })
+            .collect();
         Ok(placed)
     }
+}
+
+/// Where a message of the batch lands.
+enum Slot {
+    /// A conversation already stored (open, or resolved and answering a survey).
+    Stored(conversation::Model),
+    /// The `index`th conversation the batch opens; `created` for its first message.
+    New { index: usize, created: bool },
 }
 
 /// The batch's senders by WhatsApp id or business-scoped user id.
@@ -497,63 +525,90 @@ fn bring_up_to_date(c: &mut conversation::Model, m: &InboundMessage, now: DateTi
     c.updated_at = now;
 }
 
-/// A conversation this batch created, after a further message.
-async fn touch(
-    txn: &DatabaseTransaction,
-    mut c: conversation::Model,
-    m: &InboundMessage,
-    now: DateTime<Utc>,
-) -> Result<conversation::Model> {
-    bring_up_to_date(&mut c, m, now);
-    conversation::Entity::update_many()
-        .col_expr(conversation::Column::Status, Expr::value(c.status))
-        .col_expr(
-            conversation::Column::LastMessageAt,
-            Expr::value(c.last_message_at),
-        )
-        .col_expr(
-            conversation::Column::LastInboundAt,
-            Expr::value(c.last_inbound_at),
-        )
-        .col_expr(conversation::Column::UpdatedAt, Expr::value(now))
-        .filter(conversation::Column::Id.eq(c.id))
-        .exec(txn)
-        .await?;
-    Ok(c)
-}
-
 /// A new conversation in the queue: no inbound message is ever left without
-/// one.
-async fn create_conversation(
-    txn: &DatabaseTransaction,
+/// one. Not stored yet (id 0): see [`insert_conversations`].
+fn new_conversation(
     channel: &channel::Model,
     contact: &contact::Model,
     m: &InboundMessage,
     now: DateTime<Utc>,
-) -> Result<conversation::Model> {
+) -> conversation::Model {
     let priority = if contact.is_vip {
         contact.priority.max(Priority::High)
     } else {
         contact.priority
     };
-    Ok(conversation::ActiveModel {
-        channel_id: Set(channel.id),
-        contact_id: Set(contact.id),
-        status: Set(ConversationStatus::Open),
-        priority: Set(priority),
-        language: Set(contact.language.clone()),
-        escalation_level: Set(0),
-        transfer_count: Set(0),
-        reopen_count: Set(0),
-        queued_at: Set(Some(now)),
-        last_message_at: Set(Some(m.timestamp)),
-        last_inbound_at: Set(Some(m.timestamp)),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
+    conversation::Model {
+        id: 0,
+        channel_id: channel.id,
+        contact_id: contact.id,
+        status: ConversationStatus::Open,
+        priority,
+        topic: None,
+        language: contact.language.clone(),
+        department_id: None,
+        assignee_id: None,
+        lock_holder_id: None,
+        lock_acquired_at: None,
+        lock_last_activity_at: None,
+        lock_expires_at: None,
+        sla_policy_id: None,
+        first_response_due_at: None,
+        resolution_due_at: None,
+        sla_paused_at: None,
+        important_wait_due_at: None,
+        sla_next_at: None,
+        escalation_level: 0,
+        transfer_count: 0,
+        reopen_count: 0,
+        queued_at: Some(now),
+        assigned_at: None,
+        first_response_at: None,
+        resolved_at: None,
+        closed_at: None,
+        last_message_at: Some(m.timestamp),
+        last_inbound_at: Some(m.timestamp),
+        csat: None,
+        nps: None,
+        converted_at: None,
+        conversion_amount_micros: None,
+        archived_at: None,
+        created_at: now,
+        updated_at: now,
     }
-    .insert(txn)
-    .await?)
+}
+
+/// One INSERT for the conversations the batch opens, returned in the order
+/// given (matched by contact and channel: one open conversation each).
+async fn insert_conversations(
+    txn: &DatabaseTransaction,
+    new: Vec<conversation::Model>,
+) -> Result<Vec<conversation::Model>> {
+    if new.is_empty() {
+        return Ok(vec![]);
+    }
+    let keys: Vec<(i64, i64)> = new.iter().map(|c| (c.contact_id, c.channel_id)).collect();
+    let rows = new.into_iter().map(|c| {
+        let mut row = conversation::ActiveModel::from(c);
+        row.id = NotSet;
+        row
+    });
+    let mut by_key: HashMap<(i64, i64), conversation::Model> =
+        conversation::Entity::insert_many(rows)
+            .exec_with_returning(txn)
+            .await?
+            .into_iter()
+            .map(|c| ((c.contact_id, c.channel_id), c))
+            .collect();
+    keys.iter()
+        .map(|k| {
+            by_key.remove(k).ok_or_else(|| {
+                crate::DomainError::internal(std::io::Error::other(
+                    "a new conversation did not come back from its INSERT",
+                ))
+            })
+        })
+        .collect()
 }
 
 /// One INSERT for the batch's messages, returned in the order given

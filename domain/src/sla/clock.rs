@@ -50,13 +50,7 @@ async fn store(
     eff: &Effective,
     now: DateTime<Utc>,
 ) -> Result<conversation::Model> {
-    let mut after = c.clone();
-    after.sla_policy_id = due.policy_id;
-    after.first_response_due_at = due.first_response;
-    after.resolution_due_at = due.resolution;
-    after.important_wait_due_at = due.important_wait;
-    after.sla_paused_at = due.paused_at;
-    after.sla_next_at = schedule::next_check(&after, eff, now);
+    let after = with_due(c, due, eff, now);
     if due == Due::of(c) && after.sla_next_at == c.sla_next_at {
         return Ok(after);
     }
@@ -91,6 +85,23 @@ async fn store(
     Ok(after)
 }
 
+/// `c` with the due times and the sweep's next check they give.
+fn with_due(
+    c: &conversation::Model,
+    due: Due,
+    eff: &Effective,
+    now: DateTime<Utc>,
+) -> conversation::Model {
+    let mut after = c.clone();
+    after.sla_policy_id = due.policy_id;
+    after.first_response_due_at = due.first_response;
+    after.resolution_due_at = due.resolution;
+    after.important_wait_due_at = due.important_wait;
+    after.sla_paused_at = due.paused_at;
+    after.sla_next_at = schedule::next_check(&after, eff, now);
+    after
+}
+
 /// Moves a due time to a new target, keeping the business time already used.
 fn retarget(
     old: &Effective,
@@ -109,41 +120,34 @@ fn retarget(
     }
 }
 
-/// Starts the clocks of a new conversation (ingest). Idempotent.
-pub async fn start(
-    db: &impl ConnectionTrait,
-    rules: &Rules,
-    c: conversation::Model,
-    now: DateTime<Utc>,
-) -> Result<conversation::Model> {
-    if c.first_response_due_at.is_some() || c.resolution_due_at.is_some() {
-        return Ok(c);
-    }
-    let eff = rules.fitting(&c);
+/// A conversation not yet stored with its clocks started: ingest inserts
+/// new conversations with them.
+pub fn started(rules: &Rules, c: &conversation::Model, now: DateTime<Utc>) -> conversation::Model {
+    let eff = rules.fitting(c);
+    with_due(c, start_due(c, &eff, now), &eff, now)
+}
+
+fn start_due(c: &conversation::Model, eff: &Effective, now: DateTime<Utc>) -> Due {
     let unanswered = c.first_response_at.is_none();
-    let due = Due {
+    Due {
         policy_id: eff.policy_id,
         first_response: unanswered.then(|| eff.calendar.add(now, eff.first_response)),
         resolution: Some(eff.calendar.add(now, eff.resolution)),
         // Stored for every priority: a later raise to high counts from the start.
         important_wait: unanswered.then(|| eff.calendar.add(now, super::IMPORTANT_WAIT)),
         paused_at: None,
-    };
-    store(db, &c, due, &eff, now).await
+    }
 }
 
-/// Called from ingest with the conversation an inbound message landed in:
-/// starts the clocks of a new one, resumes paused ones.
+/// Called from ingest with the stored conversation an inbound message landed
+/// in: resumes paused clocks (new conversations are inserted with theirs
+/// started, see [`started`]).
 pub async fn on_inbound(
     db: &impl ConnectionTrait,
     rules: &Rules,
     c: conversation::Model,
-    created: bool,
     now: DateTime<Utc>,
 ) -> Result<conversation::Model> {
-    if created {
-        return start(db, rules, c, now).await;
-    }
     if c.sla_paused_at.is_some() && c.status == ConversationStatus::Open {
         return resume(db, rules, &c, now).await;
     }
