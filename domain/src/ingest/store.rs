@@ -160,7 +160,7 @@ impl Domain {
                 if !is_answer {
                     open.by_key.insert(key, c.clone());
                 }
-                Slot::Stored(c)
+                Slot::Stored(Box::new(c))
             } else {
                 let mut c = new_conversation(item.channel, contact, item.m, now);
                 classify(departments, &mut c, text);
@@ -183,7 +183,7 @@ impl Domain {
             .into_iter()
             .map(|(item, contact_id, slot)| {
                 let (conversation, created) = match slot {
-                    Slot::Stored(c) => (c, false),
+                    Slot::Stored(c) => (*c, false),
                     Slot::New { index, created } => (inserted[index].clone(), created),
                 };
                 Placed {
@@ -201,7 +201,7 @@ impl Domain {
 /// Where a message of the batch lands.
 enum Slot {
     /// A conversation already stored (open, or resolved and answering a survey).
-    Stored(conversation::Model),
+    Stored(Box<conversation::Model>),
     /// The `index`th conversation the batch opens; `created` for its first message.
     New { index: usize, created: bool },
 }
