@@ -1,9 +1,12 @@
 //! Settings an ingest batch reads for every message (departments, SLA
-//! policies and calendars, lead flows, auto-reply rules), loaded at most once
+//! policies and calendars, lead flows, auto-reply rules, automation
+//! variables), loaded at most once
 //! per batch inside its transaction: as fresh as a per-message read, without
 //! repeating the same queries for each of up to 64 deliveries.
 
-use entity::{auto_reply_rule, department, lead_flow};
+use std::collections::HashMap;
+
+use entity::{auto_reply_rule, automation_variable, department, lead_flow};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use tokio::sync::OnceCell;
 
@@ -16,6 +19,7 @@ pub struct Reference {
     sla: OnceCell<Rules>,
     lead_flows: OnceCell<Vec<lead_flow::Model>>,
     auto_reply_rules: OnceCell<Vec<auto_reply_rule::Model>>,
+    variables: OnceCell<HashMap<String, String>>,
 }
 
 impl Reference {
@@ -71,5 +75,17 @@ impl Reference {
         Ok(all
             .iter()
             .filter(move |r| r.channel_id.is_none_or(|c| c == channel_id)))
+    }
+
+    /// The live automation variables, by key.
+    pub async fn variables(&self, db: &impl ConnectionTrait) -> Result<&HashMap<String, String>> {
+        let all = self
+            .variables
+            .get_or_try_init(|| async {
+                let rows = automation_variable::Entity::find().all(db).await?;
+                Ok::<_, sea_orm::DbErr>(rows.into_iter().map(|v| (v.key, v.value)).collect())
+            })
+            .await?;
+        Ok(all)
     }
 }

@@ -299,6 +299,7 @@ impl Domain {
         Ok(Automated {
             events: vec![event],
             queued: true,
+            ..Default::default()
         })
     }
 
@@ -404,6 +405,7 @@ impl Domain {
                 change: "survey".into(),
             }],
             queued: false,
+            ..Default::default()
         };
         if open.kind == SurveyKind::Csat && self.config.surveys.nps {
             let next = self

@@ -6,7 +6,9 @@ use entity::{
     DeliveryStatus, Direction, OutboxStatus, SenderKind, automation_hit, business_hours, contact,
     conversation, lead_flow_run, message, note, outbox, sla_policy,
 };
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+};
 use serde_json::{Value, json};
 
 use crate::cloud_api::CloudApi;
@@ -81,21 +83,40 @@ impl Desk {
     /// Posts one signed delivery holding all of `messages` from `from`, one
     /// second apart, the last one sent now.
     pub async fn inbound_all(&self, from: &str, messages: Vec<Value>) {
+        self.inbound_many(
+            messages
+                .into_iter()
+                .map(|m| (from.to_string(), m))
+                .collect(),
+        )
+        .await;
+    }
+
+    /// Posts one signed delivery holding all of `messages`, each from its
+    /// sender, one second apart, the last one sent now.
+    pub async fn inbound_many(&self, messages: Vec<(String, Value)>) {
         let first = self.app.now().timestamp() + 1 - messages.len() as i64;
+        let mut senders: Vec<String> = messages.iter().map(|(from, _)| from.clone()).collect();
+        senders.sort();
+        senders.dedup();
         let messages: Vec<Value> = messages
             .into_iter()
             .enumerate()
-            .map(|(i, mut message)| {
+            .map(|(i, (from, mut message))| {
                 message["from"] = json!(from);
                 message["id"] = json!(format!("wamid.{}", uuid::Uuid::new_v4().simple()));
                 message["timestamp"] = json!((first + i as i64).to_string());
                 message
             })
             .collect();
+        let contacts: Vec<Value> = senders
+            .iter()
+            .map(|from| json!({"profile": {"name": "Camille"}, "wa_id": from}))
+            .collect();
         let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": "33100000000", "phone_number_id": self.number},
-            "contacts": [{"profile": {"name": "Camille"}, "wa_id": from}],
+            "contacts": contacts,
             "messages": messages,
         }}]}]})
         .to_string();
@@ -606,6 +627,47 @@ async fn messages_of_one_delivery_are_automated_in_order_under_the_daily_cap() {
         d.contact(&who).await.consent,
         entity::ConsentState::OptedOut
     );
+}
+
+/// The welcomes of one delivery are written together: each goes to its own
+/// conversation, with its outbox row and its hit.
+#[tokio::test]
+async fn new_customers_of_one_delivery_each_get_their_own_welcome() {
+    let d = desk().await;
+    let rule = d
+        .rule_id(json!({"name": "Welcome", "triggerMode": "FIRST_CONTACT",
+            "variants": ["Bonjour {{name}}, dossier {{conversation}}."]}))
+        .await;
+    let who: Vec<String> = (0..4).map(|_| new_customer()).collect();
+    let hello = json!({"type": "text", "text": {"body": "Bonjour"}});
+    d.inbound_many(who.iter().map(|w| (w.clone(), hello.clone())).collect())
+        .await;
+    for w in &who {
+        let conv = d.conversation(w).await;
+        let bot = d.bot_messages(w).await;
+        assert_eq!(bot.len(), 1, "one welcome for {w}");
+        assert_eq!(bot[0].conversation_id, conv.id);
+        assert_eq!(
+            bot[0].body.as_deref(),
+            Some(format!("Bonjour Camille, dossier {}.", conv.id).as_str())
+        );
+        assert_eq!(bot[0].auto_rule_id, Some(rule));
+        assert_eq!(conv.last_message_at, Some(bot[0].created_at));
+        let queued = outbox::Entity::find()
+            .filter(outbox::Column::MessageId.eq(bot[0].id))
+            .count(&d.app.domain.db)
+            .await
+            .unwrap();
+        assert_eq!(queued, 1, "one outbox row for {w}");
+        let hits = automation_hit::Entity::find()
+            .filter(automation_hit::Column::MessageId.eq(bot[0].id))
+            .all(&d.app.domain.db)
+            .await
+            .unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].conversation_id, conv.id);
+        assert_eq!(hits[0].contact_id, conv.contact_id);
+    }
 }
 
 #[tokio::test]

@@ -11,14 +11,13 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{
-    ConversationStatus, MessageType, TriggerMode, auto_reply_rule, automation_hit,
-    automation_variable, business_hours, contact, conversation, department, holiday, message,
-    sla_policy,
+    ConversationStatus, MessageType, TriggerMode, auto_reply_rule, automation_hit, business_hours,
+    contact, conversation, department, holiday, message, sla_policy,
 };
 use rand::Rng;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, JoinType,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
@@ -26,8 +25,9 @@ use super::template::{Values, describe_duration, render};
 use super::{rule_buttons, rule_keywords, rule_schedule, rule_variants};
 use crate::events::{EventPayload, Scope};
 use crate::keywords::{self, Words};
-use crate::outbound::automated::{self, Origin};
+use crate::outbound::automated::{self, Automatic, Origin};
 use crate::outbound::content::{ContentInput, InteractiveInput, OutboundContent, ReplyButton};
+use crate::outbound::new_customer;
 use crate::reference::Reference;
 use crate::{Domain, Result, consent, language};
 
@@ -44,13 +44,66 @@ pub struct Automated {
     pub events: Vec<EventPayload>,
     /// Something was written to the outbox: wake its worker.
     pub queued: bool,
+    /// The auto-reply chosen, written with the batch's others ([`write_replies`]).
+    pub(crate) reply: Option<Reply>,
 }
 
 impl Automated {
     fn merge(&mut self, other: Automated) {
         self.events.extend(other.events);
         self.queued |= other.queued;
+        self.reply = self.reply.take().or(other.reply);
     }
+}
+
+/// An auto-reply decided and not yet written.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    message: Automatic,
+    hit: automation_hit::ActiveModel,
+}
+
+/// Writes the replies `all` holds, a few statements for all of them, and
+/// adds their events. The caller makes sure no two are for one conversation.
+async fn write_replies(
+    db: &impl ConnectionTrait,
+    all: &mut [Automated],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut slots = vec![];
+    let mut messages = vec![];
+    let mut hits = vec![];
+    for (slot, done) in all.iter_mut().enumerate() {
+        if let Some(reply) = done.reply.take() {
+            slots.push(slot);
+            messages.push(reply.message);
+            hits.push(reply.hit);
+        }
+    }
+    if slots.is_empty() {
+        return Ok(());
+    }
+    let queued = automated::queue_all(db, messages, now).await?;
+    automation_hit::Entity::insert_many(hits.into_iter().zip(&queued).map(|(mut hit, (m, _))| {
+        hit.message_id = Set(Some(m.id));
+        hit
+    }))
+    .exec_without_returning(db)
+    .await?;
+    for (slot, (_, event)) in slots.into_iter().zip(queued) {
+        all[slot].events.push(event);
+        all[slot].queued = true;
+    }
+    Ok(())
+}
+
+/// Whether `inbound[i]` shares its conversation or contact with an earlier
+/// message of the batch, whose automation it may depend on.
+fn repeats(inbound: &[Inbound<'_>], i: usize) -> bool {
+    let one = &inbound[i];
+    inbound[..i]
+        .iter()
+        .any(|o| o.conversation.id == one.conversation.id || o.contact.id == one.contact.id)
 }
 
 /// An inbound message stored by ingest, for automation.
@@ -70,6 +123,12 @@ pub struct History {
     handed_over: HashSet<i64>,
     /// Auto-replies per contact in the last 24 hours.
     replies_today: HashMap<i64, u64>,
+    /// The variant each (contact, rule) got last.
+    last_variants: HashMap<(i64, i64), usize>,
+    /// Outbound messages of the last minute to each contact the new-customer
+    /// limit can apply to, as counted when the batch began; a contact's
+    /// entry is dropped once the batch may have written to it otherwise.
+    recent_outbound: HashMap<i64, u64>,
 }
 
 impl History {
@@ -83,6 +142,32 @@ impl History {
         }
         let conversations: HashSet<i64> = inbound.iter().map(|i| i.conversation.id).collect();
         let contacts: HashSet<i64> = inbound.iter().map(|i| i.contact.id).collect();
+        let variants: Vec<(i64, i64, Option<i32>)> = automation_hit::Entity::find()
+            .select_only()
+            .column(automation_hit::Column::ContactId)
+            .column(automation_hit::Column::RuleId)
+            .column(message::Column::AutoVariant)
+            .join(
+                JoinType::InnerJoin,
+                automation_hit::Entity::belongs_to(message::Entity)
+                    .from(automation_hit::Column::MessageId)
+                    .to(message::Column::Id)
+                    .into(),
+            )
+            .filter(automation_hit::Column::Kind.eq(HIT_REPLY))
+            .filter(automation_hit::Column::ContactId.is_in(contacts.iter().copied()))
+            .filter(automation_hit::Column::RuleId.is_not_null())
+            .order_by_asc(automation_hit::Column::Id)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let mut recent_outbound =
+            new_customer::recent_counts(db, inbound.iter().map(|i| i.contact), now).await?;
+        for i in inbound {
+            if new_customer::is_recent(i.contact, now) {
+                recent_outbound.entry(i.contact.id).or_insert(0);
+            }
+        }
         let handed_over: Vec<i64> = automation_hit::Entity::find()
             .select_only()
             .column(automation_hit::Column::ConversationId)
@@ -112,6 +197,12 @@ impl History {
                 .into_iter()
                 .map(|(contact, n)| (contact, n.max(0) as u64))
                 .collect(),
+            // In id order: the last one wins.
+            last_variants: variants
+                .into_iter()
+                .filter_map(|(contact, rule, v)| Some(((contact, rule), usize::try_from(v?).ok()?)))
+                .collect(),
+            recent_outbound,
         })
     }
 
@@ -192,16 +283,32 @@ impl Domain {
                 let mut h = history.clone();
                 let mut failed = None;
                 for (i, one) in inbound.iter().enumerate() {
-                    match self
-                        .automate_one(&savepoint, reference, inbound, i, &mut h, now)
-                        .await
-                    {
+                    // The replies so far are written before a message that
+                    // may depend on them.
+                    let written = if repeats(inbound, i) {
+                        write_replies(&savepoint, &mut all, now).await
+                    } else {
+                        Ok(())
+                    };
+                    let done = match written {
+                        Ok(()) => {
+                            self.automate_one(&savepoint, reference, inbound, i, &mut h, now)
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    match done {
                         Ok(done) => all.push(done),
                         Err(e) => {
                             failed = Some((e, one.conversation.id));
                             break;
                         }
                     }
+                }
+                if failed.is_none()
+                    && let Err(e) = write_replies(&savepoint, &mut all, now).await
+                {
+                    failed = inbound.last().map(|one| (e, one.conversation.id));
                 }
                 match failed {
                     None => match savepoint.commit().await {
@@ -243,10 +350,16 @@ impl Domain {
     ) -> Result<Automated> {
         let savepoint = txn.begin().await?;
         let before = history.clone();
-        match self
+        let done = match self
             .automate_one(&savepoint, reference, inbound, i, history, now)
             .await
         {
+            Ok(mut done) => write_replies(&savepoint, std::slice::from_mut(&mut done), now)
+                .await
+                .map(|()| done),
+            Err(e) => Err(e),
+        };
+        match done {
             Ok(done) => {
                 savepoint.commit().await?;
                 Ok(done)
@@ -272,10 +385,11 @@ impl Domain {
         now: DateTime<Utc>,
     ) -> Result<Automated> {
         let one = &inbound[i];
-        let repeated = inbound[..i]
-            .iter()
-            .any(|o| o.conversation.id == one.conversation.id || o.contact.id == one.contact.id);
-        if !repeated {
+        if repeats(inbound, i) {
+            // Earlier messages of the batch may have written to this contact
+            // (a lead-flow question, a survey): count again.
+            history.recent_outbound.remove(&one.contact.id);
+        } else {
             return self
                 .automate(
                     txn,
@@ -382,7 +496,7 @@ impl Domain {
             return Ok(done);
         };
         let variants = rule_variants(&rule);
-        let last = last_variant(txn, rule.id, contact.id).await?;
+        let last = history.last_variants.get(&(contact.id, rule.id)).copied();
         let index = pick_variant(variants.len(), last, &mut rand::rng());
         let Some(template) = variants.get(index) else {
             return Ok(done);
@@ -390,7 +504,7 @@ impl Domain {
         let body = render(
             template,
             &self
-                .placeholder_values(txn, contact, conversation, template, now)
+                .placeholder_values(txn, reference, contact, conversation, template, now)
                 .await?,
         );
         let offer_agent = sent_today + 1 == 2;
@@ -405,29 +519,36 @@ impl Domain {
             rule_id: Some(rule.id),
             variant: Some(index as i32),
         };
-        let Some((queued, event)) = self
-            .queue_automated(txn, contact, conversation, content, origin, now)
+        let recent = history.recent_outbound.get(&contact.id).copied();
+        if !self
+            .may_queue_automated(txn, contact, conversation, recent, now)
             .await?
-        else {
+        {
             // Held back by the new-customer limit: not counted as a reply.
             return Ok(done);
-        };
-        automation_hit::ActiveModel {
-            conversation_id: Set(conversation.id),
-            contact_id: Set(contact.id),
-            rule_id: Set(Some(rule.id)),
-            kind: Set(HIT_REPLY.into()),
-            trigger_mode: Set(Some(rule.trigger_mode)),
-            keyword: Set(keyword),
-            message_id: Set(Some(queued.id)),
-            created_at: Set(now),
-            ..Default::default()
         }
-        .insert(txn)
-        .await?;
         *history.replies_today.entry(contact.id).or_default() += 1;
-        done.events.push(event);
-        done.queued = true;
+        history.last_variants.insert((contact.id, rule.id), index);
+        if let Some(n) = history.recent_outbound.get_mut(&contact.id) {
+            *n += 1;
+        }
+        done.reply = Some(Reply {
+            message: Automatic {
+                conversation: conversation.clone(),
+                content,
+                origin,
+            },
+            hit: automation_hit::ActiveModel {
+                conversation_id: Set(conversation.id),
+                contact_id: Set(contact.id),
+                rule_id: Set(Some(rule.id)),
+                kind: Set(HIT_REPLY.into()),
+                trigger_mode: Set(Some(rule.trigger_mode)),
+                keyword: Set(keyword),
+                created_at: Set(now),
+                ..Default::default()
+            },
+        });
         Ok(done)
     }
 
@@ -522,7 +643,14 @@ impl Domain {
         conversation: &conversation::Model,
     ) -> Result<String> {
         let values = self
-            .placeholder_values(&self.db, contact, conversation, text, self.clock.now())
+            .placeholder_values(
+                &self.db,
+                &Reference::default(),
+                contact,
+                conversation,
+                text,
+                self.clock.now(),
+            )
             .await?;
         Ok(render(text, &values))
     }
@@ -531,6 +659,7 @@ impl Domain {
     pub async fn placeholder_values(
         &self,
         db: &impl ConnectionTrait,
+        reference: &Reference,
         contact: &contact::Model,
         conversation: &conversation::Model,
         template: &str,
@@ -557,13 +686,7 @@ impl Domain {
                     .unwrap_or_else(|| "a few minutes".into()),
             );
         }
-        let vars: HashMap<String, String> = automation_variable::Entity::find()
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|v| (v.key, v.value))
-            .collect();
-        values.variables = vars;
+        values.variables = reference.variables(db).await?.clone();
         Ok(values)
     }
 }
@@ -739,33 +862,8 @@ async fn handover(
             change: "handover".into(),
         }],
         queued: false,
+        ..Default::default()
     })
-}
-
-/// The variant of `rule` this contact got last (found through the contact's
-/// automation hits, which are indexed by contact).
-async fn last_variant(
-    db: &impl ConnectionTrait,
-    rule_id: i64,
-    contact_id: i64,
-) -> Result<Option<usize>> {
-    let last = automation_hit::Entity::find()
-        .filter(automation_hit::Column::ContactId.eq(contact_id))
-        .filter(automation_hit::Column::RuleId.eq(rule_id))
-        .filter(automation_hit::Column::Kind.eq(HIT_REPLY))
-        .order_by_desc(automation_hit::Column::Id)
-        .one(db)
-        .await?;
-    let Some(message_id) = last.and_then(|h| h.message_id) else {
-        return Ok(None);
-    };
-    let variant: Option<Option<i32>> = message::Entity::find_by_id(message_id)
-        .select_only()
-        .column(message::Column::AutoVariant)
-        .into_tuple()
-        .one(db)
-        .await?;
-    Ok(variant.flatten().and_then(|v| usize::try_from(v).ok()))
 }
 
 #[cfg(test)]

@@ -6,33 +6,82 @@
 //! is skipped and logged.
 //!
 //! The count runs in the caller's transaction, so messages queued earlier in
-//! it count too.
+//! it count too. Ingest counts once per batch ([`recent_counts`]) and passes
+//! each contact's count in.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{Direction, contact, conversation, message};
-use sea_orm::sea_query::Query;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, JoinType, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, RelationTrait,
+};
 
 use crate::Result;
 
 /// How far the limit looks back.
 pub const WINDOW: Duration = Duration::seconds(60);
 
+/// Whether the limit can apply to `contact` at all: it first wrote within 24 h.
+pub fn is_recent(contact: &contact::Model, now: DateTime<Utc>) -> bool {
+    contact.created_at > now - Duration::hours(24)
+}
+
+/// Outbound messages of the last minute to each of `contacts` the limit can
+/// apply to, in one query; a contact without any is absent.
+pub async fn recent_counts<'a>(
+    db: &impl ConnectionTrait,
+    contacts: impl IntoIterator<Item = &'a contact::Model>,
+    now: DateTime<Utc>,
+) -> Result<HashMap<i64, u64>> {
+    let ids: Vec<i64> = contacts
+        .into_iter()
+        .filter(|c| is_recent(c, now))
+        .map(|c| c.id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(i64, i64)> = message::Entity::find()
+        .select_only()
+        .column(conversation::Column::ContactId)
+        .column_as(
+            Expr::col((message::Entity, message::Column::Id)).count(),
+            "n",
+        )
+        .join(JoinType::InnerJoin, message::Relation::Conversation.def())
+        .filter(message::Column::Direction.eq(Direction::Outbound))
+        .filter(message::Column::CreatedAt.gt(now - WINDOW))
+        .filter(conversation::Column::ContactId.is_in(ids))
+        .group_by(conversation::Column::ContactId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(contact, n)| (contact, u64::try_from(n).unwrap_or(0)))
+        .collect())
+}
+
 /// How long until one more message may go to the customer of `current`:
-/// `None` when it may go now.
+/// `None` when it may go now. `recent` is the count of the last minute's
+/// messages to the contact when the caller has it ([`recent_counts`]).
 pub async fn wait_before_next(
     db: &impl ConnectionTrait,
     contact: &contact::Model,
     current: &conversation::Model,
     per_minute: u64,
+    recent: Option<u64>,
     now: DateTime<Utc>,
 ) -> Result<Option<Duration>> {
-    if contact.created_at <= now - Duration::hours(24) {
+    if !is_recent(contact, now) {
         return Ok(None);
     }
     // The recent messages first: below the limit (the usual case) one
     // query decides.
-    let recent = message::Entity::find()
+    let recent_messages = message::Entity::find()
         .filter(message::Column::Direction.eq(Direction::Outbound))
         .filter(message::Column::CreatedAt.gt(now - WINDOW))
         .filter(
@@ -44,7 +93,11 @@ pub async fn wait_before_next(
                     .to_owned(),
             ),
         );
-    if recent.clone().count(db).await? < per_minute {
+    let count = match recent {
+        Some(n) => n,
+        None => recent_messages.clone().count(db).await?,
+    };
+    if count < per_minute {
         return Ok(None);
     }
     let earlier = conversation::Entity::find()
@@ -56,7 +109,7 @@ pub async fn wait_before_next(
     if earlier > 0 {
         return Ok(None);
     }
-    let oldest = recent
+    let oldest = recent_messages
         .order_by_asc(message::Column::CreatedAt)
         .one(db)
         .await?

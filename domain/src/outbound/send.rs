@@ -217,7 +217,9 @@ impl Domain {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let per_minute = self.config.messaging.new_customer_messages_per_minute;
-        match super::new_customer::wait_before_next(db, contact, current, per_minute, now).await? {
+        match super::new_customer::wait_before_next(db, contact, current, per_minute, None, now)
+            .await?
+        {
             None => Ok(()),
             // Whole seconds, rounded up, at least one.
             Some(wait) => Err(DomainError::RateLimited {

@@ -1,11 +1,11 @@
 //! The outbox worker: sends queued messages through the [`MessageSender`],
 //! safe with several instances.
 //!
-//! **Claiming.** A row is taken with one conditional UPDATE
-//! (`status = 'sending', locked_until = now + 30 s WHERE id = ? AND (status =
-//! 'pending' OR (status = 'sending' AND locked_until < now)) AND
-//! next_attempt_at <= now`); only the instance whose UPDATE changed the row
-//! sends it. Messages of one conversation go out in order: only the oldest
+//! **Claiming.** Rows are taken, up to 16 at a time, with one conditional
+//! UPDATE (`status = 'sending', locked_until = now + 30 s WHERE id IN (…) AND
+//! (status = 'pending' OR (status = 'sending' AND locked_until < now)) AND
+//! next_attempt_at <= now RETURNING *`); only the instance whose UPDATE
+//! changed a row sends it. Messages of one conversation go out in order: only the oldest
 //! unfinished row of a conversation is eligible, so a retried message holds
 //! back the ones written after it.
 //!
@@ -26,7 +26,6 @@
 //! code and title, and a `MessageAdded` event tells the agent.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{
@@ -35,17 +34,16 @@ use entity::{
 use rand::Rng;
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
-    RelationTrait, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QueryOrder,
+    QuerySelect, RelationTrait, TransactionTrait,
 };
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::content::OutboundContent;
 use super::{MessagingConfig, OUTSIDE_WINDOW_CODE, Retry, SendError, SendRequest, may_automate};
 use crate::audit::{self, Change};
 use crate::events::{EventPayload, Scope};
-use crate::{Actor, Domain, DomainError, Result, window};
+use crate::{Actor, Domain, Result, window};
 
 /// How long a claim lasts. The api's HTTP client times out well before.
 pub const CLAIM_FOR: Duration = Duration::seconds(30);
@@ -84,11 +82,89 @@ impl std::ops::AddAssign for OutboxRun {
 }
 
 enum Outcome {
-    Skipped,
     Sent,
     Failed,
     Retried,
     Deferred,
+}
+
+/// A claimed row with what sending it needs.
+struct Claimed {
+    outbox: outbox::Model,
+    message: message::Model,
+    conversation: conversation::Model,
+    contact: contact::Model,
+    channel: channel::Model,
+}
+
+impl Claimed {
+    /// Reads the claimed rows' messages, conversations, contacts and
+    /// channels, one query each. A row whose data is gone keeps its claim
+    /// until it expires, logged.
+    async fn load(db: &impl ConnectionTrait, rows: Vec<outbox::Model>) -> Result<Vec<Self>> {
+        if rows.is_empty() {
+            return Ok(vec![]);
+        }
+        let messages = by_id(
+            message::Entity::find()
+                .filter(message::Column::Id.is_in(rows.iter().map(|r| r.message_id)))
+                .all(db)
+                .await?,
+            |m| m.id,
+        );
+        let conversations = by_id(
+            conversation::Entity::find()
+                .filter(
+                    conversation::Column::Id.is_in(messages.values().map(|m| m.conversation_id)),
+                )
+                .all(db)
+                .await?,
+            |c| c.id,
+        );
+        let contacts = by_id(
+            contact::Entity::find()
+                .filter(contact::Column::Id.is_in(conversations.values().map(|c| c.contact_id)))
+                .all(db)
+                .await?,
+            |c| c.id,
+        );
+        let channels = by_id(
+            channel::Entity::find()
+                .filter(channel::Column::Id.is_in(rows.iter().map(|r| r.channel_id)))
+                .all(db)
+                .await?,
+            |c| c.id,
+        );
+        Ok(rows
+            .into_iter()
+            .filter_map(|outbox| {
+                let message = messages.get(&outbox.message_id)?;
+                let conversation = conversations.get(&message.conversation_id)?;
+                let found = (
+                    contacts.get(&conversation.contact_id),
+                    channels.get(&outbox.channel_id),
+                );
+                let (Some(contact), Some(channel)) = found else {
+                    tracing::warn!(
+                        outbox_id = outbox.id,
+                        "outbox row without its contact or channel"
+                    );
+                    return None;
+                };
+                Some(Self {
+                    message: message.clone(),
+                    conversation: conversation.clone(),
+                    contact: contact.clone(),
+                    channel: channel.clone(),
+                    outbox,
+                })
+            })
+            .collect())
+    }
+}
+
+fn by_id<T>(rows: Vec<T>, id: impl Fn(&T) -> i64) -> HashMap<i64, T> {
+    rows.into_iter().map(|r| (id(&r), r)).collect()
 }
 
 /// Rows the worker may claim at `now`.
@@ -142,34 +218,34 @@ impl Domain {
     }
 
     async fn outbox_round(&self) -> Result<OutboxRun> {
-        let now = self.clock.now();
-        let ids = self.outbox_heads(now).await?;
+        let ids = self.outbox_heads(self.clock.now()).await?;
         let mut run = OutboxRun::default();
-        if ids.is_empty() {
-            return Ok(run);
-        }
-        let permits = Arc::new(Semaphore::new(CONCURRENCY));
-        let mut tasks = JoinSet::new();
-        for id in ids {
-            let domain = self.clone();
-            let permits = permits.clone();
-            tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                (id, domain.deliver(id).await)
-            });
-        }
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok((_, Ok(Outcome::Sent))) => run.sent += 1,
-                Ok((_, Ok(Outcome::Failed))) => run.failed += 1,
-                Ok((_, Ok(Outcome::Retried))) => run.retried += 1,
-                Ok((_, Ok(Outcome::Deferred))) => run.deferred += 1,
-                Ok((_, Ok(Outcome::Skipped))) => {}
-                // The claim expires and the row is tried again.
-                Ok((id, Err(e))) => {
-                    tracing::warn!(outbox_id = id, error = %e, "outbox delivery failed")
+        // A chunk is claimed only when it can be sent at once, so that every
+        // claim outlives its send (the HTTP timeout is shorter than it).
+        for chunk in ids.chunks(CONCURRENCY) {
+            let now = self.clock.now();
+            let claimed = self.claim(chunk, now).await?;
+            let rows = Claimed::load(&self.db, claimed).await?;
+            let mut tasks = JoinSet::new();
+            for row in rows {
+                let domain = self.clone();
+                tasks.spawn(async move {
+                    let id = row.outbox.id;
+                    (id, domain.deliver(row).await)
+                });
+            }
+            while let Some(joined) = tasks.join_next().await {
+                match joined {
+                    Ok((_, Ok(Outcome::Sent))) => run.sent += 1,
+                    Ok((_, Ok(Outcome::Failed))) => run.failed += 1,
+                    Ok((_, Ok(Outcome::Retried))) => run.retried += 1,
+                    Ok((_, Ok(Outcome::Deferred))) => run.deferred += 1,
+                    // The claim expires and the row is tried again.
+                    Ok((id, Err(e))) => {
+                        tracing::warn!(outbox_id = id, error = %e, "outbox delivery failed")
+                    }
+                    Err(e) => tracing::error!(error = %e, "outbox task panicked"),
                 }
-                Err(e) => tracing::error!(error = %e, "outbox task panicked"),
             }
         }
         Ok(run)
@@ -214,45 +290,28 @@ impl Domain {
             .collect())
     }
 
-    /// The conditional UPDATE that makes this instance the row's only sender.
-    async fn claim(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
-        let claimed = outbox::Entity::update_many()
+    /// The conditional UPDATE that makes this instance the only sender of
+    /// the rows it returns (one statement for the chunk).
+    async fn claim(&self, ids: &[i64], now: DateTime<Utc>) -> Result<Vec<outbox::Model>> {
+        Ok(outbox::Entity::update_many()
             .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Sending))
             .col_expr(outbox::Column::LockedUntil, Expr::value(now + CLAIM_FOR))
             .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
-            .filter(outbox::Column::Id.eq(id))
+            .filter(outbox::Column::Id.is_in(ids.iter().copied()))
             .filter(claimable(now))
-            .exec(&self.db)
-            .await?;
-        Ok(claimed.rows_affected == 1)
+            .exec_with_returning(&self.db)
+            .await?)
     }
 
-    async fn deliver(&self, id: i64) -> Result<Outcome> {
+    async fn deliver(&self, claimed: Claimed) -> Result<Outcome> {
         let now = self.clock.now();
-        if !self.claim(id, now).await? {
-            return Ok(Outcome::Skipped);
-        }
-        let row = outbox::Entity::find_by_id(id)
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| DomainError::not_found("outbox", id))?;
-        let msg = message::Entity::find_by_id(row.message_id)
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| DomainError::not_found("message", row.message_id))?;
-        let conv = conversation::Entity::find_by_id(msg.conversation_id)
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| DomainError::not_found("conversation", msg.conversation_id))?;
-        let contact = contact::Entity::find_by_id(conv.contact_id)
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| DomainError::not_found("contact", conv.contact_id))?;
-        let channel = channel::Entity::find_by_id(row.channel_id)
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| DomainError::not_found("channel", row.channel_id))?;
-
+        let Claimed {
+            outbox: row,
+            message: msg,
+            conversation: conv,
+            contact,
+            channel,
+        } = claimed;
         let last_inbound = window::last_customer_message(&conv, Some(&contact));
         let cfg = &self.config.messaging;
         let (content, to, token) = match sendable(&msg, &contact, &channel, last_inbound, cfg, now)

@@ -528,7 +528,7 @@ impl Domain {
             return Ok(None);
         }
         let per_minute = self.config.messaging.new_customer_messages_per_minute;
-        if new_customer::wait_before_next(txn, &customer, c, per_minute, now)
+        if new_customer::wait_before_next(txn, &customer, c, per_minute, None, now)
             .await?
             .is_some()
         {
