@@ -132,8 +132,12 @@ pub struct History {
 }
 
 impl History {
+    /// Reads the history of `inbound`'s conversations and contacts. Reply
+    /// counts, variants and recent messages are read only when one of the
+    /// batch's channels has an active auto-reply rule (nothing else uses them).
     pub async fn load(
         db: &impl ConnectionTrait,
+        reference: &Reference,
         inbound: &[Inbound<'_>],
         now: DateTime<Utc>,
     ) -> Result<Self> {
@@ -142,6 +146,31 @@ impl History {
         }
         let conversations: HashSet<i64> = inbound.iter().map(|i| i.conversation.id).collect();
         let contacts: HashSet<i64> = inbound.iter().map(|i| i.contact.id).collect();
+        let handed_over: Vec<i64> = automation_hit::Entity::find()
+            .select_only()
+            .column(automation_hit::Column::ConversationId)
+            .distinct()
+            .filter(automation_hit::Column::Kind.eq(HIT_HANDOVER))
+            .filter(automation_hit::Column::ConversationId.is_in(conversations))
+            .into_tuple()
+            .all(db)
+            .await?;
+        let handed_over = handed_over.into_iter().collect();
+        let channels: HashSet<i64> = inbound.iter().map(|i| i.conversation.channel_id).collect();
+        let mut replying = false;
+        for channel in channels {
+            replying |= reference
+                .auto_reply_rules(db, channel)
+                .await?
+                .next()
+                .is_some();
+        }
+        if !replying {
+            return Ok(Self {
+                handed_over,
+                ..Self::default()
+            });
+        }
         let variants: Vec<(i64, i64, Option<i32>)> = automation_hit::Entity::find()
             .select_only()
             .column(automation_hit::Column::ContactId)
@@ -168,15 +197,6 @@ impl History {
                 recent_outbound.entry(i.contact.id).or_insert(0);
             }
         }
-        let handed_over: Vec<i64> = automation_hit::Entity::find()
-            .select_only()
-            .column(automation_hit::Column::ConversationId)
-            .distinct()
-            .filter(automation_hit::Column::Kind.eq(HIT_HANDOVER))
-            .filter(automation_hit::Column::ConversationId.is_in(conversations))
-            .into_tuple()
-            .all(db)
-            .await?;
         let replies: Vec<(i64, i64)> = automation_hit::Entity::find()
             .select_only()
             .column(automation_hit::Column::ContactId)
@@ -192,7 +212,7 @@ impl History {
             .all(db)
             .await?;
         Ok(Self {
-            handed_over: handed_over.into_iter().collect(),
+            handed_over,
             replies_today: replies
                 .into_iter()
                 .map(|(contact, n)| (contact, n.max(0) as u64))

@@ -80,7 +80,7 @@ impl Domain {
                 created: p.created,
             })
             .collect();
-        let history = History::load(txn, &inbound, now).await?;
+        let history = History::load(txn, reference, &inbound, now).await?;
         let automated = self
             .automate_batch(txn, reference, &inbound, history, now)
             .await;
