@@ -15,6 +15,7 @@ pub mod m20261202_000004_add_lead_flow_run_question_held;
 pub mod m20261202_000005_add_sla_cycles_and_next_check;
 pub mod m20261202_000006_create_metrics_rollups;
 pub mod m20261203_000001_create_report_rollups;
+pub mod m20261204_000001_statement_level_metrics_triggers;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000005_add_sla_cycles_and_next_check::Migration),
             Box::new(m20261202_000006_create_metrics_rollups::Migration),
             Box::new(m20261203_000001_create_report_rollups::Migration),
+            Box::new(m20261204_000001_statement_level_metrics_triggers::Migration),
         ]
     }
 }

@@ -87,7 +87,7 @@ pub(crate) const CONVERSATION_COLUMNS: [&str; 16] = [
     "first_response_due_at",
     "resolution_due_at",
 ];
-const MESSAGE_COLUMNS: [&str; 6] = [
+pub(crate) const MESSAGE_COLUMNS: [&str; 6] = [
     "conversation_id",
     "created_at",
     "direction",
@@ -96,7 +96,7 @@ const MESSAGE_COLUMNS: [&str; 6] = [
     "body",
 ];
 /// Tables whose rows belong to a conversation and feed a metric.
-const BY_CONVERSATION: [&str; 3] = ["sla_events", "assignments", "conversation_tags"];
+pub(crate) const BY_CONVERSATION: [&str; 3] = ["sla_events", "assignments", "conversation_tags"];
 
 pub(crate) fn changed(cols: &[&str], backend: DbBackend) -> String {
     let op = match backend {
@@ -109,7 +109,7 @@ pub(crate) fn changed(cols: &[&str], backend: DbBackend) -> String {
         .join(" OR ")
 }
 
-fn postgres_up() -> Vec<String> {
+pub(crate) fn postgres_up() -> Vec<String> {
     let mut out = vec![
         "CREATE FUNCTION metrics_mark_hour(ts timestamptz) RETURNS void LANGUAGE plpgsql AS $$
          DECLARE h bigint; t bigint;

@@ -58,14 +58,14 @@ const TABLES: [(&str, &[&str], &[&str]); 4] = [
 ];
 
 /// Conversation columns whose change marks the conversation's hour.
-fn conversation_columns() -> Vec<&'static str> {
+pub(crate) fn conversation_columns() -> Vec<&'static str> {
     let mut cols = CONVERSATION_COLUMNS.to_vec();
     cols.extend(["converted_at", "contact_id"]);
     cols
 }
 
 /// Columns of a handling span or a repeat-contact match.
-const SPAN_COLUMNS: [&str; 6] = [
+pub(crate) const SPAN_COLUMNS: [&str; 6] = [
     "assignee_id",
     "assigned_at",
     "resolved_at",
@@ -74,7 +74,7 @@ const SPAN_COLUMNS: [&str; 6] = [
     "created_at",
 ];
 
-fn postgres_up() -> Vec<String> {
+pub(crate) fn postgres_up() -> Vec<String> {
     let pg = DbBackend::Postgres;
     vec![
         "CREATE FUNCTION metrics_hour(ts timestamptz) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
