@@ -5,9 +5,9 @@
 //! UPDATE (`status = 'sending', locked_until = now + 30 s WHERE id IN (…) AND
 //! (status = 'pending' OR (status = 'sending' AND locked_until < now)) AND
 //! next_attempt_at <= now RETURNING *`); only the instance whose UPDATE
-//! changed a row sends it. Messages of one conversation go out in order: only the oldest
-//! unfinished row of a conversation is eligible, so a retried message holds
-//! back the ones written after it.
+//! changed a row sends it. Messages of one conversation go out in order:
+//! only the oldest unfinished row of a conversation is eligible, so a
+//! retried message holds back the ones written after it.
 //!
 //! **Delivery guarantee: at least once.** The row moves to `sent` in the same
 //! transaction that stores Meta's message id, the ledger row and the
@@ -138,17 +138,18 @@ impl Claimed {
         Ok(rows
             .into_iter()
             .filter_map(|outbox| {
-                let message = messages.get(&outbox.message_id)?;
-                let conversation = conversations.get(&message.conversation_id)?;
-                let found = (
-                    contacts.get(&conversation.contact_id),
-                    channels.get(&outbox.channel_id),
-                );
-                let (Some(contact), Some(channel)) = found else {
-                    tracing::warn!(
-                        outbox_id = outbox.id,
-                        "outbox row without its contact or channel"
-                    );
+                let found = messages.get(&outbox.message_id).and_then(|message| {
+                    let conversation = conversations.get(&message.conversation_id)?;
+                    let contact = contacts.get(&conversation.contact_id)?;
+                    Some((
+                        message,
+                        conversation,
+                        contact,
+                        channels.get(&outbox.channel_id)?,
+                    ))
+                });
+                let Some((message, conversation, contact, channel)) = found else {
+                    tracing::warn!(outbox_id = outbox.id, "outbox row without its data");
                     return None;
                 };
                 Some(Self {
