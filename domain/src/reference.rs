@@ -1,8 +1,8 @@
 //! Settings an ingest batch reads for every message (departments, SLA
 //! policies and calendars, lead flows, auto-reply rules, automation
-//! variables), loaded at most once
-//! per batch inside its transaction: as fresh as a per-message read, without
-//! repeating the same queries for each of up to 64 deliveries.
+//! variables), loaded at most once per batch inside its transaction: as
+//! fresh as a per-message read, without repeating the same queries for each
+//! of up to 64 deliveries.
 
 use std::collections::HashMap;
 

@@ -305,18 +305,14 @@ impl Domain {
                 for (i, one) in inbound.iter().enumerate() {
                     // The replies so far are written before a message that
                     // may depend on them.
-                    let written = if repeats(inbound, i) {
-                        write_replies(&savepoint, &mut all, now).await
-                    } else {
-                        Ok(())
-                    };
-                    let done = match written {
-                        Ok(()) => {
-                            self.automate_one(&savepoint, reference, inbound, i, &mut h, now)
-                                .await
+                    let done = async {
+                        if repeats(inbound, i) {
+                            write_replies(&savepoint, &mut all, now).await?;
                         }
-                        Err(e) => Err(e),
-                    };
+                        self.automate_one(&savepoint, reference, inbound, i, &mut h, now)
+                            .await
+                    }
+                    .await;
                     match done {
                         Ok(done) => all.push(done),
                         Err(e) => {
@@ -370,15 +366,14 @@ impl Domain {
     ) -> Result<Automated> {
         let savepoint = txn.begin().await?;
         let before = history.clone();
-        let done = match self
-            .automate_one(&savepoint, reference, inbound, i, history, now)
-            .await
-        {
-            Ok(mut done) => write_replies(&savepoint, std::slice::from_mut(&mut done), now)
-                .await
-                .map(|()| done),
-            Err(e) => Err(e),
-        };
+        let done = async {
+            let mut done = self
+                .automate_one(&savepoint, reference, inbound, i, history, now)
+                .await?;
+            write_replies(&savepoint, std::slice::from_mut(&mut done), now).await?;
+            Ok::<_, crate::DomainError>(done)
+        }
+        .await;
         match done {
             Ok(done) => {
                 savepoint.commit().await?;
