@@ -14,9 +14,10 @@
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use entity::{billing_ledger, channel, conversation, message};
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, Set,
+    QueryFilter, QuerySelect, QueryTrait, Set,
 };
 use serde::{Deserialize, Serialize};
 
@@ -112,11 +113,23 @@ impl Domain {
     ) -> Result<Charge> {
         let cfg = &self.config.messaging;
         let period = period(sent_at);
-        let already = billing_ledger::Entity::find()
+        // Only whether the free allowance is used up matters: the count
+        // stops there instead of reading the whole month.
+        let month = billing_ledger::Entity::find()
+            .select_only()
+            .column(billing_ledger::Column::Id)
             .filter(billing_ledger::Column::ChannelId.eq(channel.id))
             .filter(billing_ledger::Column::Period.eq(period.as_str()))
-            .count(db)
-            .await?;
+            .limit(u64::try_from(cfg.free_messages_per_month).unwrap_or(0))
+            .into_query();
+        let counted = Query::select()
+            .expr_as(Expr::cust("COUNT(*)"), "n")
+            .from_subquery(month, "month")
+            .to_owned();
+        let already = match db.query_one(&counted).await? {
+            Some(row) => u64::try_from(row.try_get::<i64>("", "n")?).unwrap_or(0),
+            None => 0,
+        };
         let beyond = last_inbound.is_none_or(|at| sent_at - at > cfg.billing_window);
         let c = charge(
             already,

@@ -112,19 +112,33 @@ impl Domain {
         Ok(reports.pop().unwrap_or_default())
     }
 
-    /// Ingests several deliveries in one transaction; retried when a
-    /// concurrent writer (another instance) got a row in first.
+    /// Ingests several deliveries in one transaction, then publishes what
+    /// they did.
     pub async fn ingest_batch(&self, deliveries: &[&InboundDelivery]) -> Result<Vec<IngestReport>> {
+        let (reports, pending) = self.write_batch(deliveries).await?;
+        self.publish_pending(pending).await;
+        Ok(reports)
+    }
+
+    /// The batch's transaction, retried when a concurrent writer (another
+    /// instance) got a row in first. Nothing is published yet.
+    async fn write_batch(
+        &self,
+        deliveries: &[&InboundDelivery],
+    ) -> Result<(Vec<IngestReport>, Pending)> {
         let mut attempt = 0;
         loop {
-            match self.try_ingest_batch(deliveries).await {
+            match self.try_write_batch(deliveries).await {
                 Err(DomainError::Conflict(_)) if attempt < BATCH_RETRIES => attempt += 1,
                 other => return other,
             }
         }
     }
 
-    async fn try_ingest_batch(&self, deliveries: &[&InboundDelivery]) -> Result<Vec<IngestReport>> {
+    async fn try_write_batch(
+        &self,
+        deliveries: &[&InboundDelivery],
+    ) -> Result<(Vec<IngestReport>, Pending)> {
         let now = self.clock.now();
         let txn = self.db.begin().await?;
         let channels = channels_by_number(&txn, deliveries).await?;
@@ -166,8 +180,7 @@ impl Domain {
         }
         self.enqueue_webhooks_in(&txn, &pending.events).await?;
         txn.commit().await?;
-        self.publish_pending(pending).await;
-        Ok(reports)
+        Ok((reports, pending))
     }
 
     async fn apply_status(
@@ -338,11 +351,14 @@ impl IngestBatcher {
 impl Domain {
     async fn commit_batch(&self, batch: Vec<Job>) {
         let deliveries: Vec<&InboundDelivery> = batch.iter().map(|(d, _)| d).collect();
-        match self.ingest_batch(&deliveries).await {
-            Ok(reports) => {
+        match self.write_batch(&deliveries).await {
+            // Durable: answer first, then publish (the queue lengths it
+            // reads are not the callers' business).
+            Ok((reports, pending)) => {
                 for ((_, done), report) in batch.into_iter().zip(reports) {
                     let _ = done.send(Ok(report));
                 }
+                self.publish_pending(pending).await;
             }
             // One bad delivery must not fail the others: each on its own.
             Err(e) if batch.len() > 1 => {

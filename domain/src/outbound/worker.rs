@@ -11,7 +11,8 @@
 //!
 //! **Delivery guarantee: at least once.** The row moves to `sent` in the same
 //! transaction that stores Meta's message id, the ledger row and the
-//! message's status. The HTTP client's timeout (20 s) is shorter than the
+//! message's status (the sends of a chunk that finish together share that
+//! transaction, so a month's free allowance is counted in order). The HTTP client's timeout (20 s) is shorter than the
 //! claim (30 s), so a live instance never has its claim taken over while it
 //! waits for Meta. Hence a message is never sent twice as long as the process
 //! did not die (or lose its database) between Meta's answer and that commit;
@@ -34,8 +35,8 @@ use entity::{
 use rand::Rng;
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QueryOrder,
-    QuerySelect, RelationTrait, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, JoinType,
+    QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait,
 };
 use tokio::task::JoinSet;
 
@@ -79,13 +80,6 @@ impl std::ops::AddAssign for OutboxRun {
         self.retried += o.retried;
         self.deferred += o.deferred;
     }
-}
-
-enum Outcome {
-    Sent,
-    Failed,
-    Retried,
-    Deferred,
 }
 
 /// A claimed row with what sending it needs.
@@ -230,22 +224,25 @@ impl Domain {
             let mut tasks = JoinSet::new();
             for row in rows {
                 let domain = self.clone();
-                tasks.spawn(async move {
-                    let id = row.outbox.id;
-                    (id, domain.deliver(row).await)
-                });
+                tasks.spawn(async move { domain.attempt(row).await });
             }
-            while let Some(joined) = tasks.join_next().await {
-                match joined {
-                    Ok((_, Ok(Outcome::Sent))) => run.sent += 1,
-                    Ok((_, Ok(Outcome::Failed))) => run.failed += 1,
-                    Ok((_, Ok(Outcome::Retried))) => run.retried += 1,
-                    Ok((_, Ok(Outcome::Deferred))) => run.deferred += 1,
-                    // The claim expires and the row is tried again.
-                    Ok((id, Err(e))) => {
-                        tracing::warn!(outbox_id = id, error = %e, "outbox delivery failed")
+            // Results are written as they come; those that came together
+            // share one transaction (one commit instead of one per message).
+            while let Some(first) = tasks.join_next().await {
+                let mut done = vec![];
+                for joined in
+                    std::iter::once(first).chain(std::iter::from_fn(|| tasks.try_join_next()))
+                {
+                    match joined {
+                        Ok(finish) => done.push(finish),
+                        Err(e) => tracing::error!(error = %e, "outbox task panicked"),
                     }
-                    Err(e) => tracing::error!(error = %e, "outbox task panicked"),
+                }
+                let size = done.len();
+                match self.finish_all(done).await {
+                    Ok(written) => run += written,
+                    // The claims expire and the rows are tried again.
+                    Err(e) => tracing::warn!(error = %e, size, "outbox results not written"),
                 }
             }
         }
@@ -304,66 +301,70 @@ impl Domain {
             .await?)
     }
 
-    async fn deliver(&self, claimed: Claimed) -> Result<Outcome> {
+    /// Sends one claimed row, or decides why it cannot go; writes nothing.
+    async fn attempt(&self, claimed: Claimed) -> Finish {
         let now = self.clock.now();
-        let Claimed {
-            outbox: row,
-            message: msg,
-            conversation: conv,
-            contact,
-            channel,
-        } = claimed;
-        let last_inbound = window::last_customer_message(&conv, Some(&contact));
+        let last_inbound =
+            window::last_customer_message(&claimed.conversation, Some(&claimed.contact));
         let cfg = &self.config.messaging;
-        let (content, to, token) = match sendable(&msg, &contact, &channel, last_inbound, cfg, now)
-        {
+        let (content, to, token) = match sendable(
+            &claimed.message,
+            &claimed.contact,
+            &claimed.channel,
+            last_inbound,
+            cfg,
+            now,
+        ) {
             Ok(ready) => ready,
             Err((code, title)) => {
-                self.mark_failed(&row, &msg, &conv, code, &title, now)
-                    .await?;
-                return Ok(Outcome::Failed);
+                return Finish::Failed {
+                    claimed: Box::new(claimed),
+                    code,
+                    title,
+                    at: now,
+                };
             }
         };
 
-        if let Err(wait) =
-            self.outbox
-                .throttle
-                .try_acquire(channel.id, &to, cfg.outbox_rate_per_second, now)
-        {
-            self.release(&row, now + wait, None, false).await?;
-            return Ok(Outcome::Deferred);
+        if let Err(wait) = self.outbox.throttle.try_acquire(
+            claimed.channel.id,
+            &to,
+            cfg.outbox_rate_per_second,
+            now,
+        ) {
+            return Finish::Released {
+                row_id: claimed.outbox.id,
+                retry_at: now + wait,
+                error: None,
+            };
         }
 
         let request = SendRequest {
-            phone_number_id: channel.phone_number_id.clone(),
+            phone_number_id: claimed.channel.phone_number_id.clone(),
             access_token: token,
             to,
             content,
-            reply_to: msg.context_wa_id.clone(),
+            reply_to: claimed.message.context_wa_id.clone(),
         };
         let result = self.sender.send(&request).await;
         let now = self.clock.now();
+        let row = &claimed.outbox;
         match result {
-            Ok(sent) => {
-                self.mark_sent(
-                    &row,
-                    &msg,
-                    &conv,
-                    &channel,
-                    last_inbound,
-                    &sent.wa_message_id,
-                    now,
-                )
-                .await?;
-                Ok(Outcome::Sent)
-            }
+            Ok(sent) => Finish::Sent {
+                claimed: Box::new(claimed),
+                last_inbound,
+                wa_message_id: sent.wa_message_id,
+                at: now,
+            },
             Err(err) => {
                 let attempt = row.attempts + 1;
                 if err.classify() == Retry::Transient && attempt < MAX_ATTEMPTS {
                     tracing::info!(outbox_id = row.id, attempt, error = %err, "transient send failure: will retry");
-                    self.release(&row, now + backoff(attempt, &err), Some(&err), true)
-                        .await?;
-                    Ok(Outcome::Retried)
+                    Finish::Released {
+                        row_id: row.id,
+                        retry_at: now + backoff(attempt, &err),
+                        error: Some(truncate(&err.to_string())),
+                    }
                 } else {
                     tracing::warn!(outbox_id = row.id, attempt, error = %err, "send failed for good");
                     let title = match &err.details {
@@ -372,62 +373,94 @@ impl Domain {
                         }
                         _ => err.title.clone(),
                     };
-                    self.mark_failed(&row, &msg, &conv, err.code, &title, now)
-                        .await?;
-                    Ok(Outcome::Failed)
+                    Finish::Failed {
+                        claimed: Box::new(claimed),
+                        code: err.code,
+                        title,
+                        at: now,
+                    }
                 }
             }
         }
     }
 
-    /// Gives a claimed row back to be tried at `at`.
-    async fn release(
-        &self,
-        row: &outbox::Model,
-        at: DateTime<Utc>,
-        err: Option<&SendError>,
-        count_attempt: bool,
-    ) -> Result<()> {
-        let mut update = outbox::Entity::update_many()
-            .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Pending))
-            .col_expr(
-                outbox::Column::LockedUntil,
-                Expr::value(None::<DateTime<Utc>>),
-            )
-            .col_expr(outbox::Column::NextAttemptAt, Expr::value(at))
-            .col_expr(outbox::Column::UpdatedAt, Expr::value(self.clock.now()));
-        if count_attempt {
-            update = update.col_expr(
-                outbox::Column::Attempts,
-                Expr::col(outbox::Column::Attempts).add(1),
-            );
+    /// Writes the results of several attempts in one transaction, then
+    /// publishes the messages' new statuses.
+    async fn finish_all(&self, done: Vec<Finish>) -> Result<OutboxRun> {
+        let now = self.clock.now();
+        let mut run = OutboxRun::default();
+        let mut events = vec![];
+        let mut failures = vec![];
+        let txn = self.db.begin().await?;
+        for finish in &done {
+            match finish {
+                Finish::Sent {
+                    claimed,
+                    last_inbound,
+                    wa_message_id,
+                    at,
+                } => {
+                    self.mark_sent(&txn, claimed, *last_inbound, wa_message_id, *at)
+                        .await?;
+                    run.sent += 1;
+                    events.push(status_event(
+                        &claimed.message,
+                        &claimed.conversation,
+                        DeliveryStatus::Sent,
+                    ));
+                }
+                Finish::Failed {
+                    claimed,
+                    code,
+                    title,
+                    at,
+                } => {
+                    failures.push(mark_failed(&txn, claimed, *code, title, *at).await?);
+                    run.failed += 1;
+                    events.push(status_event(
+                        &claimed.message,
+                        &claimed.conversation,
+                        DeliveryStatus::Failed,
+                    ));
+                }
+                Finish::Released {
+                    row_id,
+                    retry_at,
+                    error,
+                } => {
+                    release(&txn, *row_id, *retry_at, error.as_deref(), now).await?;
+                    match error {
+                        Some(_) => run.retried += 1,
+                        None => run.deferred += 1,
+                    }
+                }
+            }
         }
-        if let Some(e) = err {
-            update = update.col_expr(
-                outbox::Column::LastError,
-                Expr::value(truncate(&e.to_string())),
-            );
+        audit::record_all(&txn, &Actor::system(), now, failures).await?;
+        txn.commit().await?;
+        for event in events {
+            self.emit(event);
         }
-        update
-            .filter(outbox::Column::Id.eq(row.id))
-            .filter(outbox::Column::Status.eq(OutboxStatus::Sending))
-            .exec(&self.db)
-            .await?;
-        Ok(())
+        Ok(run)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Moves the row to `sent` with Meta's id, the ledger row and the
+    /// message's status.
     async fn mark_sent(
         &self,
-        row: &outbox::Model,
-        msg: &message::Model,
-        conv: &conversation::Model,
-        channel: &channel::Model,
+        txn: &DatabaseTransaction,
+        claimed: &Claimed,
         last_inbound: Option<DateTime<Utc>>,
         wa_message_id: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let txn = self.db.begin().await?;
+        let Claimed {
+            outbox: row,
+            message: msg,
+            conversation: conv,
+            channel,
+            ..
+        } = claimed;
         let moved = outbox::Entity::update_many()
             .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Sent))
             .col_expr(
@@ -442,13 +475,13 @@ impl Domain {
             .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
             .filter(outbox::Column::Id.eq(row.id))
             .filter(outbox::Column::Status.eq(OutboxStatus::Sending))
-            .exec(&txn)
+            .exec(txn)
             .await?;
         if moved.rows_affected == 0 {
             tracing::warn!(outbox_id = row.id, "outbox row changed while sending");
         }
         let charge = self
-            .record_charge(&txn, msg, conv, channel, last_inbound, now)
+            .record_charge(txn, msg, conv, channel, last_inbound, now)
             .await?;
         message::Entity::update_many()
             .col_expr(message::Column::WaMessageId, Expr::value(wa_message_id))
@@ -459,73 +492,124 @@ impl Domain {
                 Expr::value(charge.total_micros()),
             )
             .filter(message::Column::Id.eq(msg.id))
-            .exec(&txn)
+            .exec(txn)
             .await?;
-        txn.commit().await?;
-        self.emit(EventPayload::MessageAdded {
-            scope: Scope::from(conv),
-            message_id: msg.id,
-            direction: msg.direction,
-            status: DeliveryStatus::Sent,
-        });
         Ok(())
     }
+}
 
-    async fn mark_failed(
-        &self,
-        row: &outbox::Model,
-        msg: &message::Model,
-        conv: &conversation::Model,
+/// What an attempt leaves to write, in the transaction of the attempts that
+/// finished with it.
+enum Finish {
+    /// Accepted by Meta.
+    Sent {
+        claimed: Box<Claimed>,
+        last_inbound: Option<DateTime<Utc>>,
+        wa_message_id: String,
+        at: DateTime<Utc>,
+    },
+    /// Failed for good, with Meta's code (or ours) and a title for the agent.
+    Failed {
+        claimed: Box<Claimed>,
         code: Option<i64>,
-        title: &str,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let title = truncate(title);
-        let code = code.and_then(|c| i32::try_from(c).ok());
-        let txn = self.db.begin().await?;
-        outbox::Entity::update_many()
-            .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Failed))
-            .col_expr(
-                outbox::Column::LockedUntil,
-                Expr::value(None::<DateTime<Utc>>),
-            )
+        title: String,
+        at: DateTime<Utc>,
+    },
+    /// Given back to be tried at `retry_at`: after a transient failure (with
+    /// its error, counted as an attempt) or held back by a limit (without).
+    Released {
+        row_id: i64,
+        retry_at: DateTime<Utc>,
+        error: Option<String>,
+    },
+}
+
+fn status_event(
+    msg: &message::Model,
+    conv: &conversation::Model,
+    status: DeliveryStatus,
+) -> EventPayload {
+    EventPayload::MessageAdded {
+        scope: Scope::from(conv),
+        message_id: msg.id,
+        direction: msg.direction,
+        status,
+    }
+}
+
+/// Gives a claimed row back to be tried at `at`.
+async fn release(
+    txn: &DatabaseTransaction,
+    row_id: i64,
+    at: DateTime<Utc>,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut update = outbox::Entity::update_many()
+        .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Pending))
+        .col_expr(
+            outbox::Column::LockedUntil,
+            Expr::value(None::<DateTime<Utc>>),
+        )
+        .col_expr(outbox::Column::NextAttemptAt, Expr::value(at))
+        .col_expr(outbox::Column::UpdatedAt, Expr::value(now));
+    if let Some(e) = error {
+        update = update
             .col_expr(
                 outbox::Column::Attempts,
                 Expr::col(outbox::Column::Attempts).add(1),
             )
-            .col_expr(outbox::Column::LastError, Expr::value(title.clone()))
-            .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
-            .filter(outbox::Column::Id.eq(row.id))
-            .exec(&txn)
-            .await?;
-        message::Entity::update_many()
-            .col_expr(message::Column::Status, Expr::value(DeliveryStatus::Failed))
-            .col_expr(message::Column::ErrorCode, Expr::value(code))
-            .col_expr(message::Column::ErrorTitle, Expr::value(title.clone()))
-            .col_expr(message::Column::FailedAt, Expr::value(now))
-            .filter(message::Column::Id.eq(msg.id))
-            .exec(&txn)
-            .await?;
-        audit::record(
-            &txn,
-            &Actor::system(),
-            now,
-            Change::new("message.fail", "message", msg.id).after(&serde_json::json!({
-                "status": DeliveryStatus::Failed,
-                "errorCode": code,
-                "errorTitle": title,
-            })),
-        )
-        .await?;
-        txn.commit().await?;
-        self.emit(EventPayload::MessageAdded {
-            scope: Scope::from(conv),
-            message_id: msg.id,
-            direction: msg.direction,
-            status: DeliveryStatus::Failed,
-        });
-        Ok(())
+            .col_expr(outbox::Column::LastError, Expr::value(e));
     }
+    update
+        .filter(outbox::Column::Id.eq(row_id))
+        .filter(outbox::Column::Status.eq(OutboxStatus::Sending))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Marks the row and its message failed; returns the audit entry.
+async fn mark_failed(
+    txn: &DatabaseTransaction,
+    claimed: &Claimed,
+    code: Option<i64>,
+    title: &str,
+    now: DateTime<Utc>,
+) -> Result<Change<'static>> {
+    let title = truncate(title);
+    let code = code.and_then(|c| i32::try_from(c).ok());
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Failed))
+        .col_expr(
+            outbox::Column::LockedUntil,
+            Expr::value(None::<DateTime<Utc>>),
+        )
+        .col_expr(
+            outbox::Column::Attempts,
+            Expr::col(outbox::Column::Attempts).add(1),
+        )
+        .col_expr(outbox::Column::LastError, Expr::value(title.clone()))
+        .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
+        .filter(outbox::Column::Id.eq(claimed.outbox.id))
+        .exec(txn)
+        .await?;
+    let msg_id = claimed.message.id;
+    message::Entity::update_many()
+        .col_expr(message::Column::Status, Expr::value(DeliveryStatus::Failed))
+        .col_expr(message::Column::ErrorCode, Expr::value(code))
+        .col_expr(message::Column::ErrorTitle, Expr::value(title.clone()))
+        .col_expr(message::Column::FailedAt, Expr::value(now))
+        .filter(message::Column::Id.eq(msg_id))
+        .exec(txn)
+        .await?;
+    Ok(
+        Change::new("message.fail", "message", msg_id).after(&serde_json::json!({
+            "status": DeliveryStatus::Failed,
+            "errorCode": code,
+            "errorTitle": title,
+        })),
+    )
 }
 
 /// What to send, or why the message must fail without reaching Meta (an
