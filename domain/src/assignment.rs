@@ -387,7 +387,7 @@ impl Domain {
                 queue_length,
             });
         }
-        self.emit(conversation_updated(after, change));
+        self.emit_about(conversation_updated(after, change), after);
         if before.lock_holder_id != after.lock_holder_id {
             self.emit_lock(after);
         }

@@ -1,8 +1,10 @@
 //! Typed domain events. Services publish them after their transaction commits;
 //! the api fans them out to subscribers (in process or through Redis).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
-use entity::{ConversationStatus, DeliveryStatus, Direction, Presence, Priority};
+use entity::{ConversationStatus, DeliveryStatus, Direction, Presence, Priority, conversation};
 use serde::{Deserialize, Serialize};
 
 /// Bumped when the wire shape changes incompatibly.
@@ -16,6 +18,11 @@ pub struct Event {
     pub origin: String,
     pub at: DateTime<Utc>,
     pub payload: EventPayload,
+    /// The conversation as the publishing transaction left it, when the
+    /// publisher has it: subscribers in this process then need not read it.
+    /// Never sent to other instances; they read it.
+    #[serde(skip)]
+    pub conversation: Option<Arc<conversation::Model>>,
 }
 
 impl Event {
@@ -25,6 +32,7 @@ impl Event {
             origin: String::new(),
             at,
             payload,
+            conversation: None,
         }
     }
 }
@@ -133,5 +141,12 @@ impl EventPublisher for NoEvents {
 impl crate::Domain {
     pub fn emit(&self, payload: EventPayload) {
         self.events.publish(Event::new(self.clock.now(), payload));
+    }
+
+    /// [`Self::emit`] with the committed row the event is about.
+    pub(crate) fn emit_about(&self, payload: EventPayload, conversation: &conversation::Model) {
+        let mut event = Event::new(self.clock.now(), payload);
+        event.conversation = Some(Arc::new(conversation.clone()));
+        self.events.publish(event);
     }
 }

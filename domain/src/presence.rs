@@ -369,8 +369,10 @@ fn next_midnight(at: DateTime<Utc>, tz: &Tz) -> DateTime<Utc> {
         .map_or(fallback, |t| t.with_timezone(&Utc))
 }
 
-/// Sums `spans` clipped to `[from, to)` per local day; every day of the range
-/// appears, with zero when nothing was online.
+/// Sums `spans` clipped to `[from, to)` per local day, to the nearest second
+/// (summed in milliseconds first: a span split at midnight loses nothing to
+/// truncation); every day of the range appears, with zero when nothing was
+/// online.
 pub fn split_by_day(
     spans: impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)>,
     from: DateTime<Utc>,
@@ -389,14 +391,14 @@ pub fn split_by_day(
         while s < e {
             let chunk_end = next_midnight(s, tz).min(e);
             *days.entry(s.with_timezone(tz).date_naive()).or_default() +=
-                (chunk_end - s).num_seconds();
+                (chunk_end - s).num_milliseconds();
             s = chunk_end;
         }
     }
     days.into_iter()
-        .map(|(date, online_seconds)| OnlineDay {
+        .map(|(date, ms)| OnlineDay {
             date,
-            online_seconds,
+            online_seconds: (ms + 500) / 1000,
         })
         .collect()
 }
@@ -407,6 +409,22 @@ mod tests {
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_span_across_midnight_keeps_its_fractions_of_a_second() {
+        let spans = [(
+            at("2026-12-07T23:59:59.600Z"),
+            at("2026-12-08T00:01:59.600Z"),
+        )];
+        let days = split_by_day(
+            spans.into_iter(),
+            at("2026-12-07T12:00:00Z"),
+            at("2026-12-08T12:00:00Z"),
+            &Tz::UTC,
+        );
+        let seconds: Vec<i64> = days.iter().map(|d| d.online_seconds).collect();
+        assert_eq!(seconds, vec![0, 120]);
     }
 
     #[test]

@@ -54,8 +54,8 @@ use entity::{
 };
 use sea_orm::sea_query::{Expr, Func, LockType};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, Order, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 
 use crate::assignment::{ACTIVE, assignment_state, conversation_updated};
@@ -251,13 +251,24 @@ pub fn plan(
     planned
 }
 
-fn skills_of(u: &user::Model) -> BTreeSet<String> {
+fn skills_of(u: &TeamMember) -> BTreeSet<String> {
     serde_json::from_value::<Vec<String>>(u.skills.clone())
         .unwrap_or_default()
         .into_iter()
         .map(|s| s.trim().to_lowercase())
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// What routing reads of an active agent (not the whole user row).
+#[derive(FromQueryResult)]
+struct TeamMember {
+    id: i64,
+    skills: serde_json::Value,
+    max_concurrent: i32,
+    presence: Presence,
+    last_seen_at: Option<DateTime<Utc>>,
+    last_assigned_at: Option<DateTime<Utc>>,
 }
 
 /// Open and pending conversations assigned to each of `agents`.
@@ -296,12 +307,22 @@ impl Domain {
     /// declares (online or not).
     async fn routing_team(&self, now: DateTime<Utc>) -> Result<(Vec<Candidate>, BTreeSet<String>)> {
         let active = user::Entity::find()
+            .select_only()
+            .columns([
+                user::Column::Id,
+                user::Column::Skills,
+                user::Column::MaxConcurrent,
+                user::Column::Presence,
+                user::Column::LastSeenAt,
+                user::Column::LastAssignedAt,
+            ])
             .filter(user::Column::Role.eq(Role::Agent))
             .filter(user::Column::IsActive.eq(true))
+            .into_model::<TeamMember>()
             .all(&self.read)
             .await?;
         let declared: BTreeSet<String> = active.iter().flat_map(skills_of).collect();
-        let online: Vec<user::Model> = active
+        let online: Vec<TeamMember> = active
             .into_iter()
             .filter(|u| {
                 u.presence == Presence::Online
@@ -410,14 +431,17 @@ impl Domain {
         // In id order, so that two rounds wanting the same agents queue up
         // instead of deadlocking; `FOR NO KEY UPDATE` as in `lock_agent`.
         let capacity: HashMap<i64, i64> = user::Entity::find()
+            .select_only()
+            .columns([user::Column::Id, user::Column::MaxConcurrent])
             .filter(user::Column::Id.is_in(agents.clone()))
             .filter(user::Column::IsActive.eq(true))
             .order_by_asc(user::Column::Id)
             .lock(LockType::NoKeyUpdate)
+            .into_tuple::<(i64, i32)>()
             .all(&txn)
             .await?
             .into_iter()
-            .map(|u| (u.id, i64::from(u.max_concurrent)))
+            .map(|(id, max)| (id, i64::from(max)))
             .collect();
         // Counted under the locks: nobody else adds to these loads until commit.
         let mut loads = loads_of(&txn, &agents).await?;
@@ -580,7 +604,7 @@ impl Domain {
                 change: QueueChange::Assigned,
                 queue_length,
             });
-            self.emit(event);
+            self.emit_about(event, c);
         }
     }
 }

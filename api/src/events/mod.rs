@@ -164,9 +164,13 @@ pub struct LiveEvent {
 
 impl LiveEvent {
     pub fn new(event: Event) -> Self {
+        let conversation = match &event.conversation {
+            Some(c) => OnceCell::new_with(Some(Some(c.as_ref().clone()))),
+            None => OnceCell::new(),
+        };
         Self {
             event,
-            conversation: OnceCell::new(),
+            conversation,
             message: OnceCell::new(),
             note: OnceCell::new(),
             staff: OnceCell::new(),
@@ -177,7 +181,8 @@ impl LiveEvent {
         &self.event.payload
     }
 
-    /// The conversation the event is about, as it is now (None when it is
+    /// The conversation the event is about: as its publisher's transaction
+    /// left it when the event carries it, else as it is now (None when it is
     /// not about one, or the conversation is gone).
     pub async fn conversation(
         &self,
@@ -232,4 +237,93 @@ where
     Fut: Future<Output = Result<Option<T>, DbErr>>,
 {
     cell.get_or_try_init(load).await.map(Option::as_ref)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use domain::events::Scope;
+    use entity::{ConversationStatus, Priority};
+
+    use super::*;
+
+    fn conversation(id: i64, assignee_id: Option<i64>) -> conversation::Model {
+        let at = Utc.with_ymd_and_hms(2026, 12, 7, 10, 0, 0).unwrap();
+        conversation::Model {
+            id,
+            channel_id: 1,
+            contact_id: 1,
+            status: ConversationStatus::Open,
+            priority: Priority::Normal,
+            topic: None,
+            language: None,
+            department_id: None,
+            assignee_id,
+            lock_holder_id: None,
+            lock_acquired_at: None,
+            lock_last_activity_at: None,
+            lock_expires_at: None,
+            sla_policy_id: None,
+            first_response_due_at: None,
+            resolution_due_at: None,
+            sla_paused_at: None,
+            important_wait_due_at: None,
+            sla_next_at: None,
+            escalation_level: 0,
+            transfer_count: 0,
+            reopen_count: 0,
+            queued_at: Some(at),
+            assigned_at: Some(at),
+            first_response_at: None,
+            resolved_at: None,
+            closed_at: None,
+            last_message_at: Some(at),
+            last_inbound_at: Some(at),
+            csat: None,
+            nps: None,
+            converted_at: None,
+            conversion_amount_micros: None,
+            archived_at: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    fn assigned(c: &conversation::Model) -> Event {
+        Event::new(
+            c.updated_at,
+            EventPayload::ConversationUpdated {
+                scope: Scope::from(c),
+                status: c.status,
+                priority: c.priority,
+                change: "assigned".into(),
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn a_carried_conversation_is_served_without_reading_it() {
+        let c = conversation(7, Some(3));
+        let mut event = assigned(&c);
+        event.conversation = Some(Arc::new(c.clone()));
+        // A database without tables: any read fails.
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        let live = LiveEvent::new(event);
+        assert_eq!(live.conversation(&db).await.unwrap(), Some(&c));
+
+        let without = LiveEvent::new(assigned(&c));
+        assert!(without.conversation(&db).await.is_err());
+    }
+
+    #[test]
+    fn the_carried_conversation_stays_in_this_process() {
+        let c = conversation(7, Some(3));
+        let mut event = assigned(&c);
+        event.conversation = Some(Arc::new(c));
+        let wire = serde_json::to_string(&event).unwrap();
+        assert!(!wire.contains("lock_holder_id") && !wire.contains("lockHolderId"));
+        let back: Event = serde_json::from_str(&wire).unwrap();
+        assert!(back.conversation.is_none());
+        assert_eq!(back.payload, event.payload);
+    }
 }
