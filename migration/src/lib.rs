@@ -16,6 +16,7 @@ pub mod m20261202_000005_add_sla_cycles_and_next_check;
 pub mod m20261202_000006_create_metrics_rollups;
 pub mod m20261203_000001_create_report_rollups;
 pub mod m20261204_000001_statement_level_metrics_triggers;
+pub mod m20261208_000001_metrics_trigger_lookups;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_create_metrics_rollups::Migration),
             Box::new(m20261203_000001_create_report_rollups::Migration),
             Box::new(m20261204_000001_statement_level_metrics_triggers::Migration),
+            Box::new(m20261208_000001_metrics_trigger_lookups::Migration),
         ]
     }
 }

@@ -84,25 +84,34 @@ fn conversation_hours(rows: &str) -> String {
 /// Spans of the conversation rows of `rows` (a transition table): their
 /// creation hour, their handling span (when assigned) and the hours of the
 /// conversations whose repeat status depends on them.
-fn conversation_row_spans(rows: &str) -> String {
+fn conversation_row_spans(rows: &str, topic: TopicMatch) -> String {
     format!(
         "SELECT metrics_hour(r.created_at), metrics_hour(r.created_at) FROM {rows} r \
          UNION ALL SELECT metrics_hour(r.assigned_at), \
            LEAST(COALESCE(metrics_hour(r.resolved_at), {OPEN_END}), {TOP}) \
            FROM {rows} r WHERE r.assignee_id IS NOT NULL \
          UNION ALL {}",
-        repeats("r", &format!("{rows} r"), "TRUE")
+        repeats("r", &format!("{rows} r"), "TRUE", topic)
     )
+}
+
+/// How a later conversation `c` is matched to the topic of row `r`.
+pub(crate) type TopicMatch = fn(&str) -> String;
+
+/// The match as this migration wrote it.
+pub(crate) fn equal_topic(r: &str) -> String {
+    format!("c.topic = {r}.topic")
 }
 
 /// Hours of the same contact's conversations on the same topic created in
 /// the 7 days after each row `r` of `from` that meets `cond`.
-fn repeats(r: &str, from: &str, cond: &str) -> String {
+fn repeats(r: &str, from: &str, cond: &str, topic: TopicMatch) -> String {
     format!(
         "SELECT metrics_hour(c.created_at), metrics_hour(c.created_at) FROM {from} \
-         JOIN conversations c ON c.contact_id = {r}.contact_id AND c.topic = {r}.topic \
+         JOIN conversations c ON c.contact_id = {r}.contact_id AND {} \
          AND c.created_at >= {r}.created_at AND c.created_at <= {r}.created_at + INTERVAL '7 days' \
-         WHERE {cond}"
+         WHERE {cond}",
+        topic(r)
     )
 }
 
@@ -134,7 +143,8 @@ fn trigger_function(name: &str, inserted: &str, deleted: &str, updated: &str) ->
     )
 }
 
-fn postgres_up() -> Vec<String> {
+/// The statement trigger function of `conversations`.
+pub(crate) fn conversations_function(topic: TopicMatch) -> String {
     let span_changed = differs(&SPAN_COLUMNS);
     // An UPDATE that keeps the assignee and both assignment times moves
     // only the edges of the span; any other span change marks both spans.
@@ -169,8 +179,8 @@ fn postgres_up() -> Vec<String> {
             &format!("COALESCE(metrics_hour(o.resolved_at), {OPEN_END})"),
             &format!("COALESCE(metrics_hour(n.resolved_at), {OPEN_END})"),
         ),
-        repeats("o", PAIRS, &span_changed),
-        repeats("n", PAIRS, &span_changed),
+        repeats("o", PAIRS, &span_changed, topic),
+        repeats("n", PAIRS, &span_changed, topic),
     ]
     .join(" UNION ALL ");
     let creation_changes = format!(
@@ -178,6 +188,15 @@ fn postgres_up() -> Vec<String> {
          UNION ALL SELECT metrics_hour(n.created_at), metrics_hour(n.created_at) FROM {cond}",
         cond = pairs(&differs(&conversation_columns()))
     );
+    trigger_function(
+        "metrics_conversations_changed",
+        &conversation_row_spans("new_rows", topic),
+        &conversation_row_spans("old_rows", topic),
+        &format!("{creation_changes} UNION ALL {span_changes}"),
+    )
+}
+
+fn postgres_up() -> Vec<String> {
     let message_rows = |rows: &str| {
         format!(
             "SELECT metrics_hour(m.created_at), metrics_hour(m.created_at) FROM {rows} m \
@@ -206,12 +225,7 @@ fn postgres_up() -> Vec<String> {
                              WHERE d.hour = g AND d.marked_at > x.t - 60)
          $$"
         .to_string(),
-        trigger_function(
-            "metrics_conversations_changed",
-            &conversation_row_spans("new_rows"),
-            &conversation_row_spans("old_rows"),
-            &format!("{creation_changes} UNION ALL {span_changes}"),
-        ),
+        conversations_function(equal_topic),
         trigger_function(
             "metrics_messages_changed",
             &message_rows("new_rows"),
