@@ -121,12 +121,27 @@ const TOP: &str = "(metrics_hour(now()) + 1)";
 const PAIRS: &str = "old_rows o JOIN new_rows n ON n.id = o.id";
 
 /// A statement trigger's function marking the spans (queries of `(a, b)`
-/// pairs) of an INSERT, a DELETE or an UPDATE.
-fn trigger_function(name: &str, inserted: &str, deleted: &str, updated: &str) -> String {
+/// pairs) of an INSERT, a DELETE or an UPDATE; with `guard`, an UPDATE
+/// marks only when one of its pairs meets it.
+fn trigger_function(
+    name: &str,
+    inserted: &str,
+    deleted: &str,
+    updated: &str,
+    guard: Option<&str>,
+) -> String {
     let mark = |spans: &str| {
         format!(
             "PERFORM metrics_mark_spans(array_agg(s.a), array_agg(s.b)) FROM ({spans}) s(a, b);"
         )
+    };
+    let update = match guard {
+        None => mark(updated),
+        Some(cond) => format!(
+            "IF EXISTS (SELECT 1 FROM {}) THEN {} END IF;",
+            pairs(cond),
+            mark(updated)
+        ),
     };
     format!(
         "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -139,12 +154,14 @@ fn trigger_function(name: &str, inserted: &str, deleted: &str, updated: &str) ->
          END $$",
         mark(inserted),
         mark(deleted),
-        mark(updated)
+        update
     )
 }
 
-/// The statement trigger function of `conversations`.
-pub(crate) fn conversations_function(topic: TopicMatch) -> String {
+/// The statement trigger function of `conversations`; with `skip_unchanged`,
+/// an UPDATE that changes none of the columns the metrics read (the ingest's
+/// `last_message_at`, say) returns after one join of its rows.
+pub(crate) fn conversations_function(topic: TopicMatch, skip_unchanged: bool) -> String {
     let span_changed = differs(&SPAN_COLUMNS);
     // An UPDATE that keeps the assignee and both assignment times moves
     // only the edges of the span; any other span change marks both spans.
@@ -188,11 +205,17 @@ pub(crate) fn conversations_function(topic: TopicMatch) -> String {
          UNION ALL SELECT metrics_hour(n.created_at), metrics_hour(n.created_at) FROM {cond}",
         cond = pairs(&differs(&conversation_columns()))
     );
+    let mut read = conversation_columns();
+    read.extend(SPAN_COLUMNS);
+    read.sort_unstable();
+    read.dedup();
+    let guard = differs(&read);
     trigger_function(
         "metrics_conversations_changed",
         &conversation_row_spans("new_rows", topic),
         &conversation_row_spans("old_rows", topic),
         &format!("{creation_changes} UNION ALL {span_changes}"),
+        skip_unchanged.then_some(guard.as_str()),
     )
 }
 
@@ -225,12 +248,13 @@ fn postgres_up() -> Vec<String> {
                              WHERE d.hour = g AND d.marked_at > x.t - 60)
          $$"
         .to_string(),
-        conversations_function(equal_topic),
+        conversations_function(equal_topic, false),
         trigger_function(
             "metrics_messages_changed",
             &message_rows("new_rows"),
             &message_rows("old_rows"),
             &message_changes,
+            None,
         ),
         trigger_function(
             "metrics_by_conversation_changed",
@@ -241,6 +265,7 @@ fn postgres_up() -> Vec<String> {
                 conversation_hours("old_rows"),
                 conversation_hours("new_rows")
             ),
+            None,
         ),
     ];
     for (name, table) in row_triggers() {

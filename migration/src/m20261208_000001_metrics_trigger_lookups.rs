@@ -1,4 +1,4 @@
-//! PostgreSQL: two fixes to what the metrics triggers cost per statement.
+//! PostgreSQL: three fixes to what the metrics triggers cost per statement.
 //!
 //! - `metrics_hour` is inlined again. Its body took `EXTRACT(EPOCH FROM
 //!   timestamptz)`, which PostgreSQL marks stable, inside a function declared
@@ -12,6 +12,10 @@
 //!   trigger's plan per connection; planned while the table was small, it
 //!   used the single-column topic index and read every conversation of the
 //!   topic for each new row: 25–45 ms for a 60-row INSERT.
+//! - An UPDATE of conversations that changes no column the metrics read
+//!   (the ingest's `status`, `last_message_at`, `last_inbound_at`) stops
+//!   after one join of its rows instead of running every branch: 2 ms →
+//!   0.2 ms for 30 rows.
 //!
 //! SQLite is unchanged.
 
@@ -33,13 +37,17 @@ fn contact_then_topic(r: &str) -> String {
     format!("c.topic IS NOT DISTINCT FROM {r}.topic AND {r}.topic IS NOT NULL")
 }
 
-fn statements(hour: &str, topic: TopicMatch) -> Vec<String> {
+fn statements(hour: &str, topic: TopicMatch, skip_unchanged: bool) -> Vec<String> {
     vec![
         format!(
             "CREATE OR REPLACE FUNCTION metrics_hour(ts timestamptz) RETURNS bigint \
              LANGUAGE sql IMMUTABLE AS $$ {hour} $$"
         ),
-        conversations_function(topic).replacen("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1),
+        conversations_function(topic, skip_unchanged).replacen(
+            "CREATE FUNCTION",
+            "CREATE OR REPLACE FUNCTION",
+            1,
+        ),
     ]
 }
 
@@ -57,11 +65,11 @@ async fn run(manager: &SchemaManager<'_>, sql: Vec<String>) -> Result<(), DbErr>
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        run(manager, statements(HOUR_INLINED, contact_then_topic)).await
+        run(manager, statements(HOUR_INLINED, contact_then_topic, true)).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        run(manager, statements(HOUR_BEFORE, equal_topic)).await
+        run(manager, statements(HOUR_BEFORE, equal_topic, false)).await
     }
 }
 
@@ -70,11 +78,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_topic_comparison_of_the_trigger_changes() {
-        let [_, before] = &statements(HOUR_BEFORE, equal_topic)[..] else {
+    fn only_the_topic_comparison_and_the_update_guard_change() {
+        let [_, before] = &statements(HOUR_BEFORE, equal_topic, false)[..] else {
             panic!("two statements")
         };
-        let [_, after] = &statements(HOUR_INLINED, contact_then_topic)[..] else {
+        let [_, after] = &statements(HOUR_INLINED, contact_then_topic, false)[..] else {
             panic!("two statements")
         };
         assert!(before.starts_with("CREATE OR REPLACE FUNCTION metrics_conversations_changed()"));
@@ -84,5 +92,24 @@ mod tests {
         });
         assert_eq!(&restored, before);
         assert_eq!(after.matches("IS NOT DISTINCT FROM").count(), 4);
+
+        let [_, guarded] = &statements(HOUR_INLINED, contact_then_topic, true)[..] else {
+            panic!("two statements")
+        };
+        let (head, update) = guarded
+            .split_once(
+                "ELSE IF EXISTS (SELECT 1 FROM old_rows o JOIN new_rows n ON n.id = o.id WHERE ",
+            )
+            .unwrap();
+        assert!(after.starts_with(head));
+        let (cond, marked) = update.split_once(") THEN ").unwrap();
+        for col in ["assignee_id", "resolved_at", "csat", "topic", "contact_id"] {
+            assert!(
+                cond.contains(&format!("o.{col} IS DISTINCT FROM n.{col}")),
+                "{col}"
+            );
+        }
+        assert!(!cond.contains("last_message_at") && !cond.contains("o.status"));
+        assert!(marked.contains("END IF;\n           END IF;"));
     }
 }
