@@ -338,6 +338,46 @@ async fn a_permanent_failure_marks_the_message_failed_with_metas_code_and_title(
 }
 
 #[tokio::test]
+async fn failures_of_one_run_each_keep_their_own_code_and_title() {
+    let d = desk().await;
+    let app = &d.app;
+    let at_meta = conversation_with_customer(&d, None, Duration::minutes(5)).await;
+    let closing = conversation_with_customer(&d, None, Duration::minutes(23 * 60 + 55)).await;
+    let refused_by_meta = sent_id(&send_text(app, &app.admin_token, at_meta, "Ciao").await);
+    let refused_here = sent_id(&send_text(app, &app.admin_token, closing, "Ciao").await);
+    // The second customer's window closes before the outbox runs.
+    app.clock.advance(Duration::minutes(10));
+    d.cloud.fail_permanently(131_026, "Message undeliverable");
+    let run = app.domain.run_outbox_once().await.unwrap();
+    assert_eq!(run.failed, 2, "{run:?}");
+    let meta = message_view(app, at_meta, refused_by_meta).await;
+    assert_eq!(meta["errorCode"], 131_026, "{meta}");
+    assert!(
+        meta["errorTitle"]
+            .as_str()
+            .unwrap()
+            .starts_with("Message undeliverable")
+    );
+    let ours = message_view(app, closing, refused_here).await;
+    assert_eq!(ours["errorCode"], 131_047, "{ours}");
+    assert!(
+        ours["errorTitle"]
+            .as_str()
+            .unwrap()
+            .starts_with("Re-engagement message")
+    );
+    for (conv, id) in [(at_meta, refused_by_meta), (closing, refused_here)] {
+        assert_eq!(message_view(app, conv, id).await["status"], "FAILED");
+        assert_eq!(outbox_row(app, id).await.status, OutboxStatus::Failed);
+    }
+    assert_eq!(
+        d.cloud.requests().len(),
+        1,
+        "only the open window reached Meta"
+    );
+}
+
+#[tokio::test]
 async fn metas_window_error_fails_the_message_like_our_own_check() {
     let d = desk().await;
     let app = &d.app;
