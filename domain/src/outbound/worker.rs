@@ -36,7 +36,7 @@ use rand::Rng;
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, JoinType,
-    QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait, Value,
+    QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait,
 };
 use tokio::task::JoinSet;
 
@@ -44,7 +44,6 @@ use super::content::OutboundContent;
 use super::{MessagingConfig, OUTSIDE_WINDOW_CODE, Retry, SendError, SendRequest, may_automate};
 use crate::audit::{self, Change};
 use crate::events::{EventPayload, Scope};
-use crate::sql::per_row;
 use crate::{Actor, Domain, Result, window};
 
 /// How long a claim lasts. The api's HTTP client times out well before.
@@ -391,7 +390,7 @@ impl Domain {
         let now = self.clock.now();
         let mut run = OutboxRun::default();
         let mut events = vec![];
-        let mut failed = vec![];
+        let mut failures = vec![];
         let txn = self.db.begin().await?;
         for finish in &done {
             match finish {
@@ -416,13 +415,7 @@ impl Domain {
                     title,
                     at,
                 } => {
-                    failed.push(Failure {
-                        outbox_id: claimed.outbox.id,
-                        message_id: claimed.message.id,
-                        code: code.and_then(|c| i32::try_from(c).ok()),
-                        title: truncate(title),
-                        at: *at,
-                    });
+                    failures.push(mark_failed(&txn, claimed, *code, title, *at).await?);
                     run.failed += 1;
                     events.push(status_event(
                         &claimed.message,
@@ -443,7 +436,6 @@ impl Domain {
                 }
             }
         }
-        let failures = mark_failed(&txn, &failed, now).await?;
         audit::record_all(&txn, &Actor::system(), now, failures).await?;
         txn.commit().await?;
         for event in events {
@@ -577,30 +569,17 @@ async fn release(
     Ok(())
 }
 
-/// A row that failed for good, as it is written.
-struct Failure {
-    outbox_id: i64,
-    message_id: i64,
-    code: Option<i32>,
-    title: String,
-    at: DateTime<Utc>,
-}
-
-/// Marks the rows and their messages failed, one UPDATE each for all of
-/// them; returns the audit entries.
+/// Marks the row and its message failed; returns the audit entry.
 async fn mark_failed(
     txn: &DatabaseTransaction,
-    failed: &[Failure],
+    claimed: &Claimed,
+    code: Option<i64>,
+    title: &str,
     now: DateTime<Utc>,
-) -> Result<Vec<Change<'static>>> {
-    if failed.is_empty() {
-        return Ok(vec![]);
-    }
-    let titles = failed
-        .iter()
-        .map(|f| (f.outbox_id, f.title.clone().into()))
-        .collect();
-    let mut outbox_rows = outbox::Entity::update_many()
+) -> Result<Change<'static>> {
+    let title = truncate(title);
+    let code = code.and_then(|c| i32::try_from(c).ok());
+    outbox::Entity::update_many()
         .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Failed))
         .col_expr(
             outbox::Column::LockedUntil,
@@ -610,45 +589,27 @@ async fn mark_failed(
             outbox::Column::Attempts,
             Expr::col(outbox::Column::Attempts).add(1),
         )
-        .col_expr(outbox::Column::UpdatedAt, Expr::value(now));
-    if let Some(e) = per_row(outbox::Column::Id, outbox::Column::LastError, titles) {
-        outbox_rows = outbox_rows.col_expr(outbox::Column::LastError, e);
-    }
-    outbox_rows
-        .filter(outbox::Column::Id.is_in(failed.iter().map(|f| f.outbox_id)))
+        .col_expr(outbox::Column::LastError, Expr::value(title.clone()))
+        .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
+        .filter(outbox::Column::Id.eq(claimed.outbox.id))
         .exec(txn)
         .await?;
-    let by_message = |value: fn(&Failure) -> Value| -> Vec<(i64, Value)> {
-        failed.iter().map(|f| (f.message_id, value(f))).collect()
-    };
-    let mut messages = message::Entity::update_many()
-        .col_expr(message::Column::Status, Expr::value(DeliveryStatus::Failed));
-    for (column, values) in [
-        (message::Column::ErrorCode, by_message(|f| f.code.into())),
-        (
-            message::Column::ErrorTitle,
-            by_message(|f| f.title.clone().into()),
-        ),
-        (message::Column::FailedAt, by_message(|f| f.at.into())),
-    ] {
-        if let Some(e) = per_row(message::Column::Id, column, values) {
-            messages = messages.col_expr(column, e);
-        }
-    }
-    messages
-        .filter(message::Column::Id.is_in(failed.iter().map(|f| f.message_id)))
+    let msg_id = claimed.message.id;
+    message::Entity::update_many()
+        .col_expr(message::Column::Status, Expr::value(DeliveryStatus::Failed))
+        .col_expr(message::Column::ErrorCode, Expr::value(code))
+        .col_expr(message::Column::ErrorTitle, Expr::value(title.clone()))
+        .col_expr(message::Column::FailedAt, Expr::value(now))
+        .filter(message::Column::Id.eq(msg_id))
         .exec(txn)
         .await?;
-    Ok(failed
-        .iter()
-        .map(|f| {
-            Change::new("message.fail", "message", f.message_id).after(&serde_json::json!({
-                "status": DeliveryStatus::Failed,
-                "errorCode": f.code,
-                "errorTitle": f.title,
-            }))
-        })
-        .collect())
+    Ok(
+        Change::new("message.fail", "message", msg_id).after(&serde_json::json!({
+            "status": DeliveryStatus::Failed,
+            "errorCode": code,
+            "errorTitle": title,
+        })),
+    )
 }
 
 /// What to send, or why the message must fail without reaching Meta (an
