@@ -12,9 +12,9 @@
 //! **Delivery guarantee: at least once.** The row moves to `sent` in the same
 //! transaction that stores Meta's message id, the ledger row and the
 //! message's status (the sends of a chunk that finish together share that
-//! transaction, so a month's free allowance is counted in order). The HTTP client's timeout (20 s) is shorter than the
-//! claim (30 s), so a live instance never has its claim taken over while it
-//! waits for Meta. Hence a message is never sent twice as long as the process
+//! transaction, so a month's free allowance is counted in order). The HTTP
+//! client's timeout (20 s) is shorter than the claim (30 s), so a live
+//! instance never has its claim taken over while it waits for Meta. Hence a message is never sent twice as long as the process
 //! did not die (or lose its database) between Meta's answer and that commit;
 //! if it did, the claim expires and another attempt sends it again. A
 //! timed-out request that Meta did receive is the same boundary: it is
