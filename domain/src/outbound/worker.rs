@@ -36,7 +36,7 @@ use rand::Rng;
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, JoinType,
-    QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait, UpdateMany,
 };
 use tokio::task::JoinSet;
 
@@ -461,18 +461,7 @@ impl Domain {
             channel,
             ..
         } = claimed;
-        let moved = outbox::Entity::update_many()
-            .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Sent))
-            .col_expr(
-                outbox::Column::LockedUntil,
-                Expr::value(None::<DateTime<Utc>>),
-            )
-            .col_expr(
-                outbox::Column::Attempts,
-                Expr::col(outbox::Column::Attempts).add(1),
-            )
-            .col_expr(outbox::Column::LastError, Expr::value(None::<String>))
-            .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
+        let moved = ended(OutboxStatus::Sent, None, now)
             .filter(outbox::Column::Id.eq(row.id))
             .filter(outbox::Column::Status.eq(OutboxStatus::Sending))
             .exec(txn)
@@ -537,6 +526,27 @@ fn status_event(
     }
 }
 
+/// The UPDATE that ends a claimed row's last attempt as `status`, with its
+/// error (none once sent).
+fn ended(
+    status: OutboxStatus,
+    last_error: Option<String>,
+    now: DateTime<Utc>,
+) -> UpdateMany<outbox::Entity> {
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::Status, Expr::value(status))
+        .col_expr(
+            outbox::Column::LockedUntil,
+            Expr::value(None::<DateTime<Utc>>),
+        )
+        .col_expr(
+            outbox::Column::Attempts,
+            Expr::col(outbox::Column::Attempts).add(1),
+        )
+        .col_expr(outbox::Column::LastError, Expr::value(last_error))
+        .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
+}
+
 /// Gives a claimed row back to be tried at `at`.
 async fn release(
     txn: &DatabaseTransaction,
@@ -579,18 +589,7 @@ async fn mark_failed(
 ) -> Result<Change<'static>> {
     let title = truncate(title);
     let code = code.and_then(|c| i32::try_from(c).ok());
-    outbox::Entity::update_many()
-        .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Failed))
-        .col_expr(
-            outbox::Column::LockedUntil,
-            Expr::value(None::<DateTime<Utc>>),
-        )
-        .col_expr(
-            outbox::Column::Attempts,
-            Expr::col(outbox::Column::Attempts).add(1),
-        )
-        .col_expr(outbox::Column::LastError, Expr::value(title.clone()))
-        .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
+    ended(OutboxStatus::Failed, Some(title.clone()), now)
         .filter(outbox::Column::Id.eq(claimed.outbox.id))
         .exec(txn)
         .await?;
